@@ -1,0 +1,40 @@
+"""The domain's error hierarchy: messages are written for the user who caused them."""
+
+from __future__ import annotations
+
+
+class PlacetError(Exception):
+    """Base of every error placet raises on purpose."""
+
+
+class InputError(PlacetError):
+    """The caller's input is wrong (HTTP 4xx, CLI exit 2); names the field and the problem."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class IllegalTransition(PlacetError):
+    """An event that the lifecycle does not allow in the current state."""
+
+    def __init__(self, state: str | None, attempt: str, detail: str = "") -> None:
+        where = state if state is not None else "(no proposal)"
+        message = f"cannot {attempt} a proposal in state {where}"
+        if detail:
+            message += f": {detail}"
+        super().__init__(message)
+        self.state = state
+        self.attempt = attempt
+        self.detail = detail
+
+
+class Forbidden(PlacetError):
+    """A principal tried something its kind or relation to the proposal does not permit."""
+
+    def __init__(self, principal: str, attempt: str, reason: str) -> None:
+        super().__init__(f"{principal} may not {attempt}: {reason}")
+        self.principal = principal
+        self.attempt = attempt
+        self.reason = reason

@@ -1,0 +1,33 @@
+"""Principals: who acts. Humans approve; agents propose; runners execute."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class PrincipalKind(enum.StrEnum):
+    """The three kinds of principal; the kind fixes what a principal may do."""
+
+    HUMAN = "human"
+    AGENT = "agent"
+    RUNNER = "runner"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A named actor with an owner; ``owner`` names the human or team answerable for it."""
+
+    id: str
+    name: str
+    kind: PrincipalKind
+    owner: str | None = None
+    teams: tuple[str, ...] = field(default_factory=tuple)
+    roles: tuple[str, ...] = field(default_factory=tuple)
+
+    def ref(self) -> dict[str, str]:
+        """The principal as it appears in statements and API bodies."""
+        ref = {"id": self.id, "name": self.name, "kind": self.kind.value}
+        if self.owner:
+            ref["owner"] = self.owner
+        return ref
