@@ -42,12 +42,16 @@ def check_timeout(value: Any, field: str) -> None:
         raise InputError(field, f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS:g} seconds")
 
 
+def check_cwd(value: Any, field: str) -> None:
+    """A working directory, when given, is a non-empty path string."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InputError(field, "must be a non-empty path")
+
+
 def _check_shell(parameters: Mapping[str, Any]) -> None:
     check_argv(parameters.get("argv"), "parameters.argv")
     check_timeout(parameters.get("timeout"), "parameters.timeout")
-    cwd = parameters.get("cwd")
-    if cwd is not None and (not isinstance(cwd, str) or not cwd):
-        raise InputError("parameters.cwd", "must be a non-empty path")
+    check_cwd(parameters.get("cwd"), "parameters.cwd")
 
 
 def _no_check(parameters: Mapping[str, Any]) -> None:

@@ -38,3 +38,24 @@ class Forbidden(PlacetError):
         self.principal = principal
         self.attempt = attempt
         self.reason = reason
+
+
+class NotFound(PlacetError):
+    """The named thing does not exist (or the caller may not know that it does)."""
+
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"no {what} {key!r}")
+        self.what = what
+        self.key = key
+
+
+class Conflict(PlacetError):
+    """The request clashes with what is already recorded (e.g. a reused idempotency key)."""
+
+
+class Unauthenticated(PlacetError):
+    """No credentials, or credentials that match no principal."""
+
+
+class NotInitialised(PlacetError):
+    """The data directory or database has not been set up with ``placet init``."""

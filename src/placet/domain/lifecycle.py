@@ -90,7 +90,11 @@ class Requirement:
         """Whether ``human`` is one of the approvers this requirement names."""
         if not self.any_of:
             return True
-        marks = {human.name, *(f"team:{t}" for t in human.teams), *(f"role:{r}" for r in human.roles)}
+        marks = {
+            human.name,
+            *(f"team:{t}" for t in human.teams),
+            *(f"role:{r}" for r in human.roles),
+        }
         return bool(marks & set(self.any_of))
 
 
@@ -206,8 +210,18 @@ class Fail:
 
 
 Event = (
-    Propose | Assess | Validate | Decide | Approve | Deny | Cancel | Lease
-    | ReportExecution | ReportVerification | Expire | Fail
+    Propose
+    | Assess
+    | Validate
+    | Decide
+    | Approve
+    | Deny
+    | Cancel
+    | Lease
+    | ReportExecution
+    | ReportVerification
+    | Expire
+    | Fail
 )
 
 
@@ -309,10 +323,14 @@ class ProposalMachine:
         if by.kind is not PrincipalKind.HUMAN:
             raise Forbidden(by.name, attempt, f"a {by.kind.value} never approves or denies")
         if by.id == proposer.id or (proposer.owner is not None and by.name == proposer.owner):
-            raise Forbidden(by.name, attempt, "nobody decides on a proposal they or their agent made")
+            raise Forbidden(
+                by.name, attempt, "nobody decides on a proposal they or their agent made"
+            )
         if digest != self.snapshot.digest:
             raise IllegalTransition(
-                self._name(), attempt, f"the vote is for digest {digest}, not {self.snapshot.digest}"
+                self._name(),
+                attempt,
+                f"the vote is for digest {digest}, not {self.snapshot.digest}",
             )
         if any(v.by.id == by.id for v in self.snapshot.votes):
             raise IllegalTransition(self._name(), attempt, f"{by.name} has already voted")
@@ -345,7 +363,9 @@ class ProposalMachine:
             event.by.kind is PrincipalKind.AGENT and event.by.id != proposer.id
         ):
             raise Forbidden(event.by.name, "cancel", "only the proposing agent or a human cancels")
-        self.snapshot = replace(self.snapshot, reason=event.reason or f"cancelled by {event.by.name}")
+        self.snapshot = replace(
+            self.snapshot, reason=event.reason or f"cancelled by {event.by.name}"
+        )
         return [State.CANCELLED]
 
     def _on_lease(self, event: Lease) -> list[State]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import rfc8785
+
 from placet.domain import actions
-from placet.domain.canonical import digest_of
+from placet.domain.canonical import canonical_json, digest_of
 from placet.domain.errors import InputError
 
 _ENVIRONMENT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -36,13 +39,13 @@ class ProposalContent:
             "agent": self.agent,
             "kind": self.kind,
             "targets": list(self.targets),
-            "parameters": dict(self.parameters),
+            "parameters": copy.deepcopy(dict(self.parameters)),
             "environment": self.environment,
             "intent": self.intent,
             "scope": list(self.scope),
         }
         if self.verify is not None:
-            body["verify"] = dict(self.verify)
+            body["verify"] = copy.deepcopy(dict(self.verify))
         return body
 
     @property
@@ -66,6 +69,15 @@ def _string_list(value: Any, field: str, *, required: bool) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _plain_json(value: dict[str, Any], field: str) -> dict[str, Any]:
+    """A private deep copy of ``value``, which must be representable as RFC 8785 JSON."""
+    try:
+        canonical_json(value)
+    except rfc8785.CanonicalizationError as exc:
+        raise InputError(field, f"must hold only JSON values: {exc}") from None
+    return copy.deepcopy(value)
+
+
 def _check_verify(value: Any) -> Mapping[str, Any] | None:
     if value is None:
         return None
@@ -76,7 +88,8 @@ def _check_verify(value: Any) -> Mapping[str, Any] | None:
         raise InputError("verify", f"unknown field {sorted(unknown)[0]!r}")
     actions.check_argv(value.get("argv"), "verify.argv")
     actions.check_timeout(value.get("timeout"), "verify.timeout")
-    return value
+    actions.check_cwd(value.get("cwd"), "verify.cwd")
+    return _plain_json(value, "verify")
 
 
 def parse_proposal(body: Any, agent: str) -> ProposalContent:
@@ -97,10 +110,12 @@ def parse_proposal(body: Any, agent: str) -> ProposalContent:
     if not isinstance(parameters, dict):
         raise InputError("parameters", "must be an object")
     action.check(parameters)
+    parameters = _plain_json(parameters, "parameters")
     environment = body.get("environment")
-    if not isinstance(environment, str) or not _ENVIRONMENT.match(environment):
+    if not isinstance(environment, str) or not _ENVIRONMENT.fullmatch(environment):
         raise InputError(
-            "environment", "is required: lowercase letters, digits, '-', '_' or '.' (e.g. production)"
+            "environment",
+            "is required: lowercase letters, digits, '-', '_' or '.' (e.g. production)",
         )
     intent = body.get("intent")
     if not isinstance(intent, str) or not intent.strip():

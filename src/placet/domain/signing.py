@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import CryptoSigner, SSlibKey
+# securesystemslib re-exports these without __all__; they are its documented public API.
+from securesystemslib.signer import CryptoSigner, Key, SSlibKey  # type: ignore[attr-defined]
 
 from placet.domain.canonical import canonical_json
 from placet.domain.errors import PlacetError
@@ -73,7 +74,9 @@ class PublicKey:
     def to_pem(self) -> str:
         return (
             Ed25519PublicKey.from_public_bytes(self.raw)
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             .decode()
         )
 
@@ -128,7 +131,9 @@ class SigningKey:
     def sign(self, data: bytes) -> bytes:
         return self._private.sign(data)
 
-    def sign_envelope(self, payload: bytes, payload_type: str = IN_TOTO_PAYLOAD_TYPE) -> dict[str, Any]:
+    def sign_envelope(
+        self, payload: bytes, payload_type: str = IN_TOTO_PAYLOAD_TYPE
+    ) -> dict[str, Any]:
         """A DSSE envelope (as a JSON dict) over ``payload``, signed with this key."""
         envelope = Envelope(payload, payload_type, {})
         envelope.sign(self._signer)
@@ -151,7 +156,7 @@ def open_envelope(envelope: Any, keys: Iterable[PublicKey]) -> tuple[bytes, str,
         parsed = Envelope.from_dict(copy.deepcopy(envelope))
     except Exception as exc:  # securesystemslib raises several types for malformed input
         raise SignatureError(f"malformed envelope: {exc}") from None
-    candidates = [key.sslib() for key in keys]
+    candidates: list[Key] = [key.sslib() for key in keys]
     if not candidates:
         raise SignatureError("no key to check the envelope with")
     try:

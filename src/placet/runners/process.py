@@ -1,0 +1,558 @@
+"""The runner process: register, lease a capsule, check it, run it once, report, verify.
+
+A runner pulls work from the control plane over HTTP (notes/statements.md, "Runner HTTP
+protocol"). It runs a capsule at most once: network errors are retried around requests,
+never around the execution; when a heartbeat says the lease is lost, the action is killed
+and nothing is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+
+from placet.domain.errors import InputError, PlacetError
+from placet.domain.signing import PublicKey, SignatureError
+from placet.runners import shell
+from placet.runners.capsule import Capsule, CapsuleRefused, capsule_digest, check_capsule
+from placet.runners.keys import load_or_create_key
+from placet.runners.statements import (
+    Assignment,
+    execution_statement,
+    skipped_verification_statement,
+    unstarted_execution_statement,
+    verification_statement,
+)
+from placet.runners.times import format_time, parse_time, utc_now
+
+log = logging.getLogger("placet.runner")
+
+SUPPORTED_KINDS = ("shell",)
+DEFAULT_POLL_INTERVAL = 2.0
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_LOST_STATUSES = frozenset({404, 409})
+_FATAL_STATUSES = frozenset({401, 403})
+
+
+class RunnerError(PlacetError):
+    """A step of the runner failed; ``fatal`` errors (bad token, key mismatch) end the loop."""
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+class ServerProblem(RunnerError):
+    """The control plane answered with an error (RFC 9457 problem+json); says its detail."""
+
+    def __init__(self, status: int, title: str, detail: str, action: str) -> None:
+        self.summary = f"the server said {status}: {detail or title or 'no detail'}"
+        super().__init__(f"{action}: {self.summary}", fatal=status in _FATAL_STATUSES)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """Who the control plane says this runner is, and the control-plane keys it pinned."""
+
+    runner: Mapping[str, str]
+    keyid: str
+    control_plane_keys: tuple[PublicKey, ...]
+
+    @property
+    def runner_id(self) -> str:
+        return self.runner["id"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A granted lease: the capsule to run and how often to say we are still on it."""
+
+    lease_id: str
+    fencing_token: int
+    expires_at: datetime
+    heartbeat_seconds: float
+    capsule: Any
+
+
+def problem_of(response: httpx.Response, action: str) -> ServerProblem:
+    """A ServerProblem from an error response, preferring its problem+json ``detail``."""
+    title, detail = "", ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        title = str(body.get("title") or "")
+        detail = str(body.get("detail") or "")
+    elif response.text:
+        detail = response.text.strip()[:200]
+    return ServerProblem(response.status_code, title, detail, action)
+
+
+def _safe_url(server: str) -> str:
+    """The server URL without any user:password part, for log lines."""
+    parts = urlsplit(server)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _json_object(response: httpx.Response, action: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise RunnerError(f"{action}: the server's answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise RunnerError(f"{action}: the server's answer is not a JSON object")
+    return body
+
+
+def parse_registration(
+    body: Mapping[str, Any], own: PublicKey, pinned: PublicKey | None
+) -> Registration:
+    """Check the register answer: it names a runner, our key, and the control-plane keys.
+
+    With ``pinned`` (the user's ``--server-key``), that key must be among them and is the only
+    one trusted; otherwise every control-plane key the server lists is pinned for this run.
+    """
+    runner = body.get("runner")
+    if not isinstance(runner, dict) or not all(
+        isinstance(runner.get(k), str) and runner.get(k) for k in ("id", "name", "kind")
+    ):
+        raise RunnerError("register: the answer has no runner reference")
+    if runner["kind"] != "runner":
+        raise RunnerError(
+            f"register: the token belongs to a {runner['kind']}, not a runner", fatal=True
+        )
+    if body.get("keyid") != own.keyid:
+        raise RunnerError(
+            f"register: the server recorded key {body.get('keyid')}, not this runner's key"
+            f" {own.keyid}",
+            fatal=True,
+        )
+    keys = body.get("keys")
+    if not isinstance(keys, list):
+        raise RunnerError("register: the answer has no keys list")
+    control: list[PublicKey] = []
+    for i, item in enumerate(keys):
+        if not isinstance(item, dict) or item.get("role") != "control-plane":
+            continue
+        if item.get("algorithm") != "ed25519":
+            raise RunnerError(f"register: keys[{i}] is not an ed25519 key")
+        try:
+            key = PublicKey.from_b64(str(item.get("public_key")))
+        except SignatureError as exc:
+            raise RunnerError(f"register: keys[{i}]: {exc}") from None
+        if item.get("keyid") != key.keyid:
+            raise RunnerError(f"register: keys[{i}] keyid does not match its public key")
+        control.append(key)
+    if not control:
+        raise RunnerError("register: the server listed no control-plane key", fatal=True)
+    if pinned is not None:
+        if pinned.keyid not in {key.keyid for key in control}:
+            raise RunnerError(
+                f"register: the server's control-plane keys do not include the pinned key"
+                f" {pinned.keyid}",
+                fatal=True,
+            )
+        control = [pinned]
+    ref = {k: str(v) for k, v in runner.items() if k in ("id", "name", "kind", "owner")}
+    return Registration(runner=ref, keyid=own.keyid, control_plane_keys=tuple(control))
+
+
+def parse_lease(body: Mapping[str, Any]) -> Lease:
+    """Check a lease answer's fields; raise RunnerError naming the first bad one."""
+    lease_id = body.get("lease_id")
+    if not isinstance(lease_id, str) or not lease_id:
+        raise RunnerError("lease: lease_id is missing")
+    token = body.get("fencing_token")
+    if isinstance(token, bool) or not isinstance(token, int):
+        raise RunnerError("lease: fencing_token is not an integer")
+    try:
+        expires_at = parse_time(body.get("expires_at"), "expires_at")
+    except ValueError as exc:
+        raise RunnerError(f"lease: {exc}") from None
+    beat = body.get("heartbeat_seconds")
+    if isinstance(beat, bool) or not isinstance(beat, int | float) or not beat > 0:
+        raise RunnerError("lease: heartbeat_seconds is not a positive number")
+    if "capsule" not in body:
+        raise RunnerError("lease: the answer carries no capsule")
+    return Lease(lease_id, token, expires_at, float(beat), body["capsule"])
+
+
+class Runner:
+    """A runner process's logic: one ``Runner`` per control plane, driven by ``run_forever``.
+
+    ``server`` is the control plane's base URL, ``token`` the runner's bearer token (never
+    logged), ``key_path`` its Ed25519 key file (created 0600 if missing), ``workdir`` the
+    directory actions run in (a ``cwd`` parameter is resolved inside it), ``server_key`` an
+    optional pinned control-plane key that the server must present.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        key_path: Path,
+        *,
+        kinds: Sequence[str] = SUPPORTED_KINDS,
+        workdir: Path = Path("."),
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        server_key: PublicKey | None = None,
+        http_timeout: float = 30.0,
+        retry_attempts: int = 5,
+        retry_base: float = 0.5,
+        retry_cap: float = 30.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if not token or any(c.isspace() for c in token):
+            raise InputError("token", "must be a non-empty string without spaces")
+        unknown = [k for k in kinds if k not in SUPPORTED_KINDS]
+        if unknown or not kinds:
+            shown = repr(unknown[0]) if unknown else "(none)"
+            raise InputError(
+                "kinds",
+                f"this runner cannot run kind {shown} (supported: {', '.join(SUPPORTED_KINDS)})",
+            )
+        if not workdir.is_dir():
+            raise InputError("workdir", f"{workdir} is not an existing directory")
+        if poll_interval <= 0:
+            raise InputError("poll_interval", "must be a positive number of seconds")
+        if retry_attempts < 1:
+            raise InputError("retry_attempts", "must be at least 1")
+        self.server = server.rstrip("/")
+        self.kinds = tuple(dict.fromkeys(kinds))
+        self.workdir = workdir.resolve()
+        self.poll_interval = poll_interval
+        self.server_key = server_key
+        self.retry_attempts = retry_attempts
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.clock = clock
+        self.key = load_or_create_key(key_path)
+        self.registration: Registration | None = None
+        self._stop = threading.Event()
+        self._never = threading.Event()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._client = httpx.Client(base_url=self.server, headers=headers, timeout=http_timeout)
+        self._beat_client = httpx.Client(
+            base_url=self.server, headers=headers, timeout=http_timeout
+        )
+
+    # ---- lifecycle of the object ------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()
+        self._beat_client.close()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- HTTP -------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.retry_cap, self.retry_base * 2**attempt))
+
+    def _post(
+        self, path: str, body: Mapping[str, Any], action: str, *, interruptible: bool
+    ) -> httpx.Response:
+        """POST with retries on network errors and 429/502/503/504; other answers returned."""
+        pause = self._stop if interruptible else self._never
+        last = ""
+        for attempt in range(self.retry_attempts):
+            if attempt:
+                delay = self._backoff(attempt - 1)
+                log.warning("%s: %s; retrying in %.1f s", action, last, delay)
+                if pause.wait(delay):
+                    break
+            try:
+                response = self._client.post(path, json=body)
+            except httpx.TransportError as exc:
+                last = f"cannot reach {_safe_url(self.server)} ({type(exc).__name__})"
+                continue
+            if response.status_code in _RETRY_STATUSES:
+                last = problem_of(response, action).summary
+                continue
+            return response
+        raise RunnerError(f"{action}: {last}")
+
+    # ---- protocol steps ---------------------------------------------------------------
+
+    def register(self) -> Registration:
+        """Register this runner's public key and kinds; pin the control-plane keys."""
+        response = self._post(
+            "/v1/runners/register",
+            {"public_key": self.key.public.b64, "kinds": list(self.kinds)},
+            "register",
+            interruptible=True,
+        )
+        if response.status_code not in (200, 201):
+            raise problem_of(response, "register")
+        registration = parse_registration(
+            _json_object(response, "register"), self.key.public, self.server_key
+        )
+        self.registration = registration
+        log.info(
+            "registered with %s as runner %s (%s); control-plane key %s",
+            _safe_url(self.server),
+            registration.runner.get("name"),
+            registration.runner_id,
+            ", ".join(k.keyid[:16] for k in registration.control_plane_keys),
+        )
+        return registration
+
+    def lease(self) -> Lease | None:
+        """Ask for one capsule of our kinds; None when there is no work (204)."""
+        response = self._post(
+            "/v1/runners/lease", {"kinds": list(self.kinds)}, "lease", interruptible=True
+        )
+        if response.status_code == 204:
+            return None
+        if response.status_code not in (200, 201):
+            raise problem_of(response, "lease")
+        return parse_lease(_json_object(response, "lease"))
+
+    def run_once(self) -> bool:
+        """Lease one capsule if there is one, run it, report; whether there was work."""
+        if self.registration is None:
+            self.register()
+        lease = self.lease()
+        if lease is None:
+            return False
+        self._work(lease)
+        return True
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Poll for work until ``stop`` is set; a running action finishes first.
+
+        Transient errors are logged and retried with backoff; fatal ones (token refused,
+        key mismatch) are raised.
+        """
+        self._stop = stop
+        failures = 0
+        while not stop.is_set():
+            try:
+                did_work = self.run_once()
+            except RunnerError as exc:
+                if exc.fatal:
+                    raise
+                delay = self._backoff(failures)
+                failures += 1
+                log.warning("%s; trying again in %.1f s", exc, delay)
+                stop.wait(delay)
+                continue
+            failures = 0
+            if not did_work:
+                stop.wait(self.poll_interval)
+
+    # ---- one lease --------------------------------------------------------------------
+
+    def _work(self, lease: Lease) -> None:
+        registration = self.registration
+        assert registration is not None
+        try:
+            capsule = check_capsule(
+                lease.capsule,
+                registration.control_plane_keys,
+                registration.runner_id,
+                self.clock(),
+                lease_id=lease.lease_id,
+                fencing_token=lease.fencing_token,
+            )
+        except CapsuleRefused as refused:
+            self._refuse(lease, refused)
+            return
+        assignment = Assignment(
+            proposal_id=capsule.proposal_id,
+            proposal_digest=capsule.proposal_digest,
+            runner=registration.runner,
+            lease_id=lease.lease_id,
+            fencing_token=lease.fencing_token,
+            capsule_digest=capsule.digest,
+        )
+        with self._heartbeat(lease) as lost:
+            self._execute(lease, capsule, assignment, lost)
+
+    def _refuse(self, lease: Lease, refused: CapsuleRefused) -> None:
+        """Fail closed: report a refusal unless the capsule is unreadable or not ours."""
+        registration = self.registration
+        assert registration is not None
+        claim = refused.claim
+        if claim is None or claim.runner_id != registration.runner_id:
+            log.error("lease %s: %s; not reported", lease.lease_id, refused)
+            return
+        log.error("lease %s: %s", lease.lease_id, refused)
+        assignment = Assignment(
+            proposal_id=claim.proposal_id,
+            proposal_digest=claim.proposal_digest,
+            runner=registration.runner,
+            lease_id=lease.lease_id,
+            fencing_token=lease.fencing_token,
+            capsule_digest=capsule_digest(lease.capsule),
+        )
+        statement = unstarted_execution_statement(
+            assignment, kind=claim.kind, argv=[], error=str(refused), at=self.clock()
+        )
+        self._report(lease, "execution", statement, threading.Event())
+
+    def _execute(
+        self, lease: Lease, capsule: Capsule, assignment: Assignment, lost: threading.Event
+    ) -> None:
+        kind = capsule.proposal.kind
+        log.info("lease %s: running proposal %s (%s)", lease.lease_id, capsule.proposal_id, kind)
+        if kind not in self.kinds:
+            error = f"capsule refused: this runner does not run kind {kind!r}"
+            log.error("lease %s: %s", lease.lease_id, error)
+            statement = unstarted_execution_statement(
+                assignment, kind=kind, argv=[], error=error, at=self.clock()
+            )
+            ok = False
+        else:
+            result = self._run_spec(capsule.proposal.parameters, lost)
+            ok = result.ok
+            statement = execution_statement(assignment, kind, result)
+            log.info(
+                "lease %s: %s (exit %s)",
+                lease.lease_id,
+                "succeeded" if ok else result.error or "failed",
+                result.exit_code,
+            )
+        if lost.is_set():
+            log.warning(
+                "lease %s was lost: the action was stopped and is not reported", lease.lease_id
+            )
+            return
+        state = self._report(lease, "execution", statement, lost)
+        if not ok or state != "verifying":
+            return
+        verify = capsule.proposal.verify
+        if verify is None:
+            statement = skipped_verification_statement(
+                assignment, execution_ok=True, at=self.clock()
+            )
+        else:
+            check = self._run_spec(verify, lost)
+            statement = verification_statement(assignment, check)
+            log.info(
+                "lease %s: verification %s", lease.lease_id, "passed" if check.ok else "failed"
+            )
+        if lost.is_set():
+            log.warning("lease %s was lost during verification; not reported", lease.lease_id)
+            return
+        self._report(lease, "verification", statement, lost)
+
+    def _run_spec(self, spec: Mapping[str, Any], cancel: threading.Event) -> shell.ShellResult:
+        """Run an argv/timeout/cwd spec; a cwd outside the workdir is refused, not run."""
+        argv = [str(part) for part in spec["argv"]]
+        timeout = spec.get("timeout") or shell.DEFAULT_TIMEOUT
+        cwd = spec.get("cwd")
+        where = self.workdir
+        if cwd is not None:
+            where = (self.workdir / str(cwd)).resolve()
+            if not where.is_relative_to(self.workdir):
+                return shell.not_started(
+                    argv, str(cwd), f"cwd {cwd!r} is outside the runner's working directory"
+                )
+        return shell.run(argv, cwd=where, timeout=float(timeout), cancel=cancel)
+
+    def _report(
+        self, lease: Lease, stage: str, statement: Mapping[str, Any], lost: threading.Event
+    ) -> str | None:
+        """Sign and send an execution or verification statement; the new state, or None."""
+        envelope = self.key.sign_statement(statement)
+        path = f"/v1/runners/leases/{quote(lease.lease_id, safe='')}/{stage}"
+        action = f"report {stage}"
+        try:
+            response = self._post(
+                path,
+                {"fencing_token": lease.fencing_token, "envelope": envelope},
+                action,
+                interruptible=False,
+            )
+        except RunnerError as exc:
+            log.error("lease %s: %s", lease.lease_id, exc)
+            return None
+        if response.status_code in _LOST_STATUSES:
+            lost.set()
+            log.warning("lease %s: %s", lease.lease_id, problem_of(response, action))
+            return None
+        if response.status_code not in (200, 201):
+            problem = problem_of(response, action)
+            if problem.fatal:
+                raise problem
+            log.error("lease %s: %s", lease.lease_id, problem)
+            return None
+        try:
+            state = _json_object(response, action).get("state")
+        except RunnerError as exc:
+            log.error("lease %s: %s", lease.lease_id, exc)
+            return None
+        log.info("lease %s: %s recorded; proposal is %s", lease.lease_id, stage, state)
+        return state if isinstance(state, str) else None
+
+    @contextmanager
+    def _heartbeat(self, lease: Lease) -> Iterator[threading.Event]:
+        """Heartbeat the lease in the background; the yielded event is set if it is lost."""
+        lost = threading.Event()
+        done = threading.Event()
+        thread = threading.Thread(
+            target=self._beat,
+            args=(lease, lost, done),
+            name=f"heartbeat-{lease.lease_id}",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            thread.join()
+
+    def _beat(self, lease: Lease, lost: threading.Event, done: threading.Event) -> None:
+        path = f"/v1/runners/leases/{quote(lease.lease_id, safe='')}/heartbeat"
+        expires_at = lease.expires_at
+        while not done.wait(lease.heartbeat_seconds):
+            try:
+                response = self._beat_client.post(path, json={"fencing_token": lease.fencing_token})
+            except httpx.TransportError as exc:
+                log.warning("lease %s: heartbeat failed (%s)", lease.lease_id, type(exc).__name__)
+            else:
+                if response.status_code in _LOST_STATUSES:
+                    log.warning(
+                        "lease %s lost: %s", lease.lease_id, problem_of(response, "heartbeat")
+                    )
+                    lost.set()
+                    return
+                if response.status_code in (200, 201):
+                    try:
+                        body = _json_object(response, "heartbeat")
+                        expires_at = parse_time(body.get("expires_at"), "expires_at")
+                    except (RunnerError, ValueError) as exc:
+                        log.warning("lease %s: %s", lease.lease_id, exc)
+                else:
+                    log.warning("lease %s: %s", lease.lease_id, problem_of(response, "heartbeat"))
+            if self.clock() >= expires_at:
+                log.warning(
+                    "lease %s expired at %s without a heartbeat; stopping",
+                    lease.lease_id,
+                    format_time(expires_at),
+                )
+                lost.set()
+                return
