@@ -1,15 +1,52 @@
-"""RFC 8785 canonical JSON and SHA-256 digests, the one way placet hashes content."""
+"""RFC 8785 canonical JSON and SHA-256 digests, the one way placet hashes content.
+
+The ``rfc8785`` package is the reference; it is pure Python and slow on the hot path
+(every statement and envelope is canonicalised). For values without floats, without
+integers beyond 2**53 and without characters outside the BMP, RFC 8785 output is
+exactly Python's sorted, compact ``json.dumps`` with ``ensure_ascii=False``; those take
+the fast path and everything else goes to ``rfc8785``. A property test holds the two
+paths equal.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from typing import Any
 
 import rfc8785
 
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
+_OUTSIDE_BMP = re.compile("[\U00010000-\U0010ffff]")
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only types whose JSON text RFC 8785 and ``json`` agree on."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
+
 
 def canonical_json(value: Any) -> bytes:
     """Serialise ``value`` as RFC 8785 canonical JSON bytes."""
+    if _plain(value):
+        text = _ENCODER.encode(value)
+        if not _OUTSIDE_BMP.search(text):  # UTF-16 key order equals code point order
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates: let rfc8785 refuse them
+                pass
     return bytes(rfc8785.dumps(value))
 
 
