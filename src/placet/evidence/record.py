@@ -1,0 +1,269 @@
+"""The rules one proposal's record must follow: stage order, bound digests, approvers.
+
+Pure checks over already-authenticated statements (see :mod:`placet.evidence.verify`):
+the stage sequence of statements.md, every digest equal to the proposal's, the
+proposal content hashing to that digest, and human, distinct, independent approvers
+reaching quorum before the capsule. Errors name the entry and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from placet.domain.canonical import digest_of
+from placet.domain.lifecycle import Outcome, Stage, State
+from placet.evidence.errors import EvidenceError
+from placet.evidence.statements import Statement, is_digest
+
+
+class RecordError(EvidenceError):
+    """The record breaks a rule; ``field`` names where (``entries[4].predicate.vote``)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+# phase -> stages that may come next; the phase is where the record stands
+_NEXT: dict[str, frozenset[Stage]] = {
+    "start": frozenset({Stage.PROPOSAL}),
+    "proposed": frozenset({Stage.ASSESSMENT, Stage.CLOSURE}),
+    "assessed": frozenset({Stage.VALIDATION, Stage.DECISION, Stage.CLOSURE}),
+    "validating": frozenset({Stage.DECISION, Stage.CLOSURE}),
+    "pending_approval": frozenset({Stage.APPROVAL, Stage.CLOSURE}),
+    "authorized": frozenset({Stage.CAPSULE, Stage.CLOSURE}),
+    "denied": frozenset({Stage.CLOSURE}),
+    "executing": frozenset({Stage.EXECUTION, Stage.CLOSURE}),
+    "execution_failed": frozenset({Stage.CLOSURE}),
+    "verifying": frozenset({Stage.VERIFICATION, Stage.CLOSURE}),
+    "verified": frozenset({Stage.CLOSURE}),
+    "verification_failed": frozenset({Stage.CLOSURE}),
+    "closed": frozenset(),
+}
+_SIDE_EXITS = frozenset({State.CANCELLED, State.EXPIRED, State.FAILED})
+_CLOSURES: dict[str, frozenset[State]] = {
+    "denied": frozenset({State.DENIED}),
+    "executing": frozenset({State.FAILED}),
+    "execution_failed": frozenset({State.FAILED}),
+    "verifying": frozenset({State.FAILED}),
+    "verified": frozenset({State.SUCCEEDED, State.FAILED}),
+    "verification_failed": frozenset({State.FAILED}),
+}
+# stages whose predicate binds the proposal digest again
+_BOUND = frozenset(
+    {Stage.DECISION, Stage.APPROVAL, Stage.CAPSULE, Stage.EXECUTION, Stage.VERIFICATION}
+)
+
+
+@dataclass(slots=True)
+class RecordFacts:
+    """What the record establishes, for the verification report."""
+
+    final_state: str = ""
+    stages: list[str] = field(default_factory=list)
+    approvers: list[str] = field(default_factory=list)
+    runner_keyids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _get(predicate: Mapping[str, Any], name: str, where: str, kinds: tuple[type, ...]) -> Any:
+    value = predicate.get(name)
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok:
+        wanted = " or ".join(k.__name__ for k in kinds)
+        raise RecordError(f"{where}.predicate.{name}", f"must be {wanted}")
+    return value
+
+
+def principal_ref(value: Any, where: str) -> dict[str, Any]:
+    """Check a principal ref ({id, name, kind, owner?}) and return it."""
+    if not isinstance(value, dict):
+        raise RecordError(where, "must be a principal ref {id, name, kind}")
+    for name in ("id", "name", "kind"):
+        if not isinstance(value.get(name), str) or not value[name]:
+            raise RecordError(f"{where}.{name}", "must be a non-empty string")
+    if value["kind"] not in ("human", "agent", "runner"):
+        raise RecordError(f"{where}.kind", "must be human, agent or runner")
+    if "owner" in value and not isinstance(value["owner"], str):
+        raise RecordError(f"{where}.owner", "must be a string")
+    return value
+
+
+class RecordChecker:
+    """Walks a proposal's statements in log order and checks each against the rules."""
+
+    def __init__(self, digest: str, runner_keys: set[str]) -> None:
+        self.digest = digest
+        self.runner_keys = runner_keys
+        self.phase = "start"
+        self.facts = RecordFacts()
+        self.agent: dict[str, Any] = {}
+        self.requirement: tuple[int, tuple[str, ...]] = (0, ())
+        self.voters: set[str] = set()
+        self.capsule: Mapping[str, Any] = {}
+        self.execution_ok = False
+
+    def add(self, where: str, statement: Statement) -> None:
+        """Check the next statement (``where`` names its entry) and advance the phase."""
+        stage = statement.stage
+        if stage not in _NEXT[self.phase]:
+            allowed = ", ".join(sorted(s.value for s in _NEXT[self.phase])) or "nothing"
+            raise RecordError(
+                where, f"the {stage.value} statement cannot come here (expected: {allowed})"
+            )
+        predicate = statement.predicate
+        if stage in _BOUND:
+            bound = _get(predicate, "proposal_digest", where, (str,))
+            if bound != self.digest:
+                raise RecordError(
+                    f"{where}.predicate.proposal_digest",
+                    f"{bound[:16]}… is not the proposal digest {self.digest[:16]}…",
+                )
+        getattr(self, "_on_" + stage.value)(where, predicate)
+        self.facts.stages.append(stage.value)
+
+    def finish(self) -> RecordFacts:
+        """The facts, once every statement was added; the record must end with closure."""
+        if self.phase != "closed":
+            last = self.facts.stages[-1] if self.facts.stages else "nothing"
+            raise RecordError(
+                "entries",
+                f"the record is incomplete: it ends with {last}, not closure "
+                "(export the bundle again once the proposal is closed)",
+            )
+        return self.facts
+
+    # ---- one handler per stage -----------------------------------------------------
+
+    def _on_proposal(self, where: str, predicate: Mapping[str, Any]) -> None:
+        content = _get(predicate, "proposal", where, (dict,))
+        if digest_of(content) != self.digest:
+            raise RecordError(f"{where}.predicate.proposal", "does not hash to the subject digest")
+        agent = principal_ref(predicate.get("agent"), f"{where}.predicate.agent")
+        if agent["kind"] != "agent":
+            raise RecordError(f"{where}.predicate.agent.kind", "a proposal is made by an agent")
+        if content.get("agent") != agent["id"]:
+            raise RecordError(
+                f"{where}.predicate.proposal.agent", "does not name the proposing agent"
+            )
+        self.agent = agent
+        self.phase = "proposed"
+
+    def _on_assessment(self, where: str, predicate: Mapping[str, Any]) -> None:
+        self.phase = "assessed"
+
+    def _on_validation(self, where: str, predicate: Mapping[str, Any]) -> None:
+        self.phase = "validating"
+
+    def _on_decision(self, where: str, predicate: Mapping[str, Any]) -> None:
+        outcome = _get(predicate, "outcome", where, (str,))
+        approvals = _get(predicate, "approvals", where, (dict,))
+        count, any_of = approvals.get("count"), approvals.get("any_of")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise RecordError(f"{where}.predicate.approvals.count", "must be an integer >= 0")
+        if not isinstance(any_of, list) or not all(isinstance(a, str) for a in any_of):
+            raise RecordError(f"{where}.predicate.approvals.any_of", "must be a list of strings")
+        if outcome == Outcome.ALLOW:
+            self.phase = "authorized"
+        elif outcome == Outcome.REQUIRE_APPROVAL:
+            if count < 1:
+                raise RecordError(
+                    f"{where}.predicate.approvals.count", "require_approval needs at least 1"
+                )
+            self.requirement = (count, tuple(any_of))
+            self.phase = "pending_approval"
+        elif outcome == Outcome.DENY:
+            self.phase = "denied"
+        else:
+            raise RecordError(f"{where}.predicate.outcome", f"unknown outcome {outcome!r}")
+
+    def _on_approval(self, where: str, predicate: Mapping[str, Any]) -> None:
+        vote = _get(predicate, "vote", where, (str,))
+        approver = principal_ref(predicate.get("approver"), f"{where}.predicate.approver")
+        name = approver["name"]
+        if approver["kind"] != "human":
+            raise RecordError(
+                f"{where}.predicate.approver",
+                f"{name} is a {approver['kind']}, and only humans approve or deny",
+            )
+        if approver["id"] == self.agent["id"] or name == self.agent.get("owner"):
+            raise RecordError(
+                f"{where}.predicate.approver", f"{name} made the proposal or owns its agent"
+            )
+        if approver["id"] in self.voters:
+            raise RecordError(f"{where}.predicate.approver", f"{name} has already voted")
+        self.voters.add(approver["id"])
+        if vote == "deny":
+            self.phase = "denied"
+            return
+        if vote != "approve":
+            raise RecordError(f"{where}.predicate.vote", "must be approve or deny")
+        count, any_of = self.requirement
+        if any_of and name not in any_of:
+            groups = [a for a in any_of if a.startswith(("team:", "role:"))]
+            if not groups:
+                raise RecordError(
+                    f"{where}.predicate.approver", f"{name} is not among {', '.join(any_of)}"
+                )
+            self.facts.notes.append(
+                f"{name} is not named in any_of; membership of {', '.join(groups)} "
+                "cannot be checked offline"
+            )
+        self.facts.approvers.append(name)
+        if len(self.facts.approvers) >= count:
+            self.phase = "authorized"
+
+    def _on_capsule(self, where: str, predicate: Mapping[str, Any]) -> None:
+        runner = principal_ref(predicate.get("runner"), f"{where}.predicate.runner")
+        if runner["kind"] != "runner":
+            raise RecordError(f"{where}.predicate.runner.kind", "a capsule goes to a runner")
+        keyid = _get(predicate, "runner_keyid", where, (str,))
+        if keyid not in self.runner_keys:
+            raise RecordError(
+                f"{where}.predicate.runner_keyid",
+                f"{keyid[:16]}… is not among the bundle's runner keys",
+            )
+        _get(predicate, "lease_id", where, (str,))
+        _get(predicate, "fencing_token", where, (int,))
+        if not is_digest(_get(predicate, "capsule_digest", where, (str,))):
+            raise RecordError(f"{where}.predicate.capsule_digest", "is not a SHA-256 hex digest")
+        self.capsule = predicate
+        self.facts.runner_keyids.append(keyid)
+        self.phase = "executing"
+
+    def _check_lease(self, where: str, predicate: Mapping[str, Any], names: Sequence[str]) -> None:
+        runner = principal_ref(predicate.get("runner"), f"{where}.predicate.runner")
+        if runner["id"] != self.capsule["runner"]["id"]:
+            raise RecordError(f"{where}.predicate.runner", "is not the runner the capsule names")
+        for name in names:
+            if predicate.get(name) != self.capsule[name]:
+                raise RecordError(f"{where}.predicate.{name}", "does not match the capsule")
+
+    def _on_execution(self, where: str, predicate: Mapping[str, Any]) -> None:
+        self._check_lease(where, predicate, ("lease_id", "fencing_token", "capsule_digest"))
+        self.execution_ok = _get(predicate, "ok", where, (bool,))
+        self.phase = "verifying" if self.execution_ok else "execution_failed"
+
+    def _on_verification(self, where: str, predicate: Mapping[str, Any]) -> None:
+        self._check_lease(where, predicate, ("lease_id", "fencing_token"))
+        passed = _get(predicate, "passed", where, (bool,))
+        self.phase = "verified" if passed and self.execution_ok else "verification_failed"
+
+    def _on_closure(self, where: str, predicate: Mapping[str, Any]) -> None:
+        state_text = _get(predicate, "state", where, (str,))
+        try:
+            state = State(state_text)
+        except ValueError:
+            raise RecordError(f"{where}.predicate.state", f"unknown state {state_text!r}") from None
+        allowed = _CLOSURES.get(self.phase, _SIDE_EXITS)
+        if state not in allowed:
+            names = ", ".join(sorted(s.value for s in allowed))
+            raise RecordError(
+                f"{where}.predicate.state",
+                f"{state.value} cannot close the record here (expected: {names})",
+            )
+        self.facts.final_state = state.value
+        self.phase = "closed"
