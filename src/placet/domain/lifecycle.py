@@ -321,7 +321,7 @@ class ProposalMachine:
         proposer = self.snapshot.proposer
         assert proposer is not None
         if by.kind is not PrincipalKind.HUMAN:
-            raise Forbidden(by.name, attempt, f"a {by.kind.value} never approves or denies")
+            raise Forbidden(by.name, attempt, f"{by.kind.article} never approves or denies")
         if by.id == proposer.id or (proposer.owner is not None and by.name == proposer.owner):
             raise Forbidden(
                 by.name, attempt, "nobody decides on a proposal they or their agent made"

@@ -13,6 +13,11 @@ class PrincipalKind(enum.StrEnum):
     AGENT = "agent"
     RUNNER = "runner"
 
+    @property
+    def article(self) -> str:
+        """The kind with its indefinite article, for messages: "an agent", "a runner"."""
+        return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value}"
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

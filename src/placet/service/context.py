@@ -1,0 +1,49 @@
+"""What every service shares: settings, database, signing key, policy, ledger, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, text
+
+from placet.domain.signing import SigningKey
+from placet.evidence.log import MerkleLog
+from placet.policy.bundle import PolicyBundle
+from placet.service.config import Settings
+
+# Arbitrary constant naming the ledger sequencer's PostgreSQL advisory lock.
+LEDGER_LOCK = 0x706C6163
+# Key in ``Connection.info`` for the next leaf index inside one write transaction.
+NEXT_LEAF = "placet.ledger.next_leaf"
+
+
+@dataclass
+class Context:
+    """Shared, long-lived parts of a control plane process."""
+
+    settings: Settings
+    engine: Engine
+    key: SigningKey
+    policy: PolicyBundle
+    log: MerkleLog
+    clock: Callable[[], datetime]
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction that may append to the ledger (serialised across processes)."""
+        with self.engine.begin() as conn:
+            # Pooled connections keep ``info`` between transactions: start the ledger's
+            # per-transaction sequence afresh.
+            conn.info.pop(NEXT_LEAF, None)
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK})
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection."""
+        with self.engine.connect() as conn:
+            yield conn

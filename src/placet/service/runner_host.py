@@ -1,0 +1,37 @@
+"""Hosts a runner in this process: build it from settings, run until stopped."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from placet.domain.signing import PublicKey
+from placet.runners.keys import load_public_key
+from placet.runners.process import Runner, RunnerError
+
+__all__ = ["RunnerError", "load_public_key", "run_runner"]
+
+
+def run_runner(
+    server: str,
+    token: str,
+    key_path: Path,
+    *,
+    workdir: Path,
+    poll_interval: float,
+    server_key: PublicKey | None,
+    once: bool,
+    stop: threading.Event,
+) -> int:
+    """Register and work until ``stop`` (or one pass with ``once``); return how many it ran."""
+    with Runner(
+        server, token, key_path, workdir=workdir, poll_interval=poll_interval, server_key=server_key
+    ) as runner:
+        runner.register()
+        if once:
+            count = 0
+            while runner.run_once():
+                count += 1
+            return count
+        runner.run_forever(stop)
+        return 0

@@ -1,0 +1,267 @@
+"""The control plane's side of the lease protocol: register, lease, heartbeat, report, reap."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from placet.domain import actions
+from placet.domain.errors import Conflict, Forbidden, InputError, NotFound
+from placet.domain.ids import new_id
+from placet.domain.lifecycle import (
+    Fail,
+    Lease,
+    ReportExecution,
+    ReportVerification,
+    Stage,
+    State,
+)
+from placet.domain.principals import Principal, PrincipalKind
+from placet.domain.signing import PublicKey, SignatureError, open_envelope
+from placet.evidence.bundle import CONTROL_PLANE, BundleKey
+from placet.evidence.errors import MalformedEvidence
+from placet.evidence.statements import statement_of
+from placet.runners.capsule import capsule_digest, issue_capsule
+from placet.runners.times import format_time
+from placet.service.clock import parse_rfc3339, rfc3339
+from placet.service.context import Context
+from placet.service.ledger import LedgerService
+from placet.service.proposals import ProposalService
+from placet.store.tables import leases, principals, proposals
+
+ACTIVE = "active"
+
+
+def _require_runner(principal: Principal, attempt: str) -> None:
+    if principal.kind is not PrincipalKind.RUNNER:
+        raise Forbidden(principal.name, attempt, "only runners lease and report work")
+
+
+def _kinds(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise InputError("kinds", "must be a non-empty list of action kinds")
+    for i, kind in enumerate(value):
+        if not isinstance(kind, str):
+            raise InputError(f"kinds[{i}]", "must be a string")
+        actions.get(kind)
+    return sorted(set(value))
+
+
+class RunnerService:
+    """Hands authorized proposals to runners under fenced leases and records what they report."""
+
+    def __init__(self, ctx: Context, ledger: LedgerService, proposals: ProposalService) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+        self.proposals = proposals
+
+    def register(self, runner: Principal, public_key: Any, kinds: Any) -> dict[str, Any]:
+        """Record the runner's public key and the action kinds it runs."""
+        _require_runner(runner, "register")
+        if not isinstance(public_key, str):
+            raise InputError("public_key", "must be the base64 of a raw Ed25519 public key")
+        try:
+            key = PublicKey.from_b64(public_key)
+        except SignatureError as exc:
+            raise InputError("public_key", str(exc)) from None
+        kind_list = _kinds(kinds)
+        with self.ctx.write() as conn:
+            conn.execute(
+                update(principals)
+                .where(principals.c.id == runner.id)
+                .values(public_key=key.b64, kinds=kind_list)
+            )
+        return {
+            "runner": runner.ref(),
+            "keyid": key.keyid,
+            "kinds": kind_list,
+            "keys": [BundleKey(self.ctx.key.public, CONTROL_PLANE).as_dict()],
+        }
+
+    def lease(self, runner: Principal, kinds: Any) -> dict[str, Any] | None:
+        """Lease the oldest authorized proposal of one of ``kinds``, or None when idle."""
+        _require_runner(runner, "lease")
+        kind_list = _kinds(kinds)
+        now = self.ctx.clock()
+        with self.ctx.write() as conn:
+            me = conn.execute(select(principals).where(principals.c.id == runner.id)).one()
+            if not me.public_key:
+                raise Conflict("register the runner's public key first (POST /v1/runners/register)")
+            allowed = sorted(set(kind_list) & set(me.kinds or []))
+            if not allowed:
+                return None
+            row = conn.execute(
+                select(proposals.c.id)
+                .where(proposals.c.state == State.AUTHORIZED.value, proposals.c.kind.in_(allowed))
+                .order_by(proposals.c.id)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            _, machine = self.proposals.load(conn, row.id)
+            fencing = int(conn.execute(select(func.max(leases.c.fencing_token))).scalar() or 0) + 1
+            lease_id = new_id()
+            snap = machine.snapshot
+            assert snap.content is not None
+            capsule_ttl = timedelta(seconds=self.ctx.settings.capsule_seconds)
+            capsule = issue_capsule(
+                self.ctx.key,
+                proposal_id=row.id,
+                proposal=snap.content.as_dict(),
+                proposal_digest=snap.digest,
+                runner_id=runner.id,
+                lease_id=lease_id,
+                fencing_token=fencing,
+                issued_at=now,
+                ttl=capsule_ttl,
+            )
+            expires = now + timedelta(seconds=self.ctx.settings.lease_seconds)
+            digest = capsule_digest(capsule)
+            runner_key = PublicKey.from_b64(me.public_key)
+            self.proposals.step(
+                conn,
+                row.id,
+                machine,
+                Lease(runner, fencing),
+                {
+                    "runner": runner.ref(),
+                    "runner_keyid": runner_key.keyid,
+                    "lease_id": lease_id,
+                    "fencing_token": fencing,
+                    "capsule_digest": digest,
+                    "proposal_digest": snap.digest,
+                    "expires_at": format_time(now + capsule_ttl),
+                },
+            )
+            conn.execute(
+                leases.insert().values(
+                    id=lease_id,
+                    proposal_id=row.id,
+                    runner_id=runner.id,
+                    fencing_token=fencing,
+                    expires_at=rfc3339(expires),
+                    status=ACTIVE,
+                    capsule_digest=digest,
+                    runner_public_key=runner_key.b64,
+                )
+            )
+            self.proposals.save(conn, row.id, machine)
+        return {
+            "lease_id": lease_id,
+            "proposal_id": row.id,
+            "fencing_token": fencing,
+            "expires_at": rfc3339(expires),
+            "heartbeat_seconds": self.ctx.settings.lease_seconds / 3,
+            "capsule": capsule,
+        }
+
+    def _active_lease(
+        self, conn: Connection, runner: Principal, lease_id: str, fencing: Any
+    ) -> Any:
+        if isinstance(fencing, bool) or not isinstance(fencing, int):
+            raise InputError("fencing_token", "must be an integer")
+        lease = conn.execute(select(leases).where(leases.c.id == lease_id)).first()
+        if lease is None:
+            raise NotFound("lease", lease_id)
+        if lease.runner_id != runner.id:
+            raise Forbidden(runner.name, "use this lease", "it belongs to another runner")
+        if lease.fencing_token != fencing:
+            raise Conflict("stale fencing token: this lease was superseded")
+        if lease.status != ACTIVE:
+            raise Conflict(f"lease {lease_id} is {lease.status}; stop and do not report")
+        if parse_rfc3339(lease.expires_at) <= self.ctx.clock():
+            raise Conflict(f"lease {lease_id} has expired; stop and do not report")
+        return lease
+
+    def heartbeat(self, runner: Principal, lease_id: str, fencing: Any) -> dict[str, Any]:
+        """Extend a live lease; Conflict (409) tells the runner it has lost it."""
+        _require_runner(runner, "heartbeat")
+        with self.ctx.write() as conn:
+            self._active_lease(conn, runner, lease_id, fencing)
+            expires = self.ctx.clock() + timedelta(seconds=self.ctx.settings.lease_seconds)
+            conn.execute(
+                update(leases).where(leases.c.id == lease_id).values(expires_at=rfc3339(expires))
+            )
+        return {"expires_at": rfc3339(expires)}
+
+    def report(
+        self, runner: Principal, lease_id: str, fencing: Any, envelope: Any, stage: Stage
+    ) -> dict[str, Any]:
+        """Check and record a runner-signed execution or verification statement."""
+        _require_runner(runner, "report")
+        with self.ctx.write() as conn:
+            lease = self._active_lease(conn, runner, lease_id, fencing)
+            _, machine = self.proposals.load(conn, lease.proposal_id)
+            predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
+            if stage is Stage.EXECUTION:
+                if predicate.get("capsule_digest") != lease.capsule_digest:
+                    raise InputError("envelope", "capsule_digest does not match the leased capsule")
+                event: Any = ReportExecution(runner, fencing, predicate.get("ok") is True)
+            else:
+                event = ReportVerification(runner, fencing, predicate.get("passed") is True)
+            transitions = machine.handle(event)
+            self.ledger.append_envelope(conn, lease.proposal_id, stage, envelope)
+            if machine.snapshot.state in (State.SUCCEEDED, State.FAILED):
+                if predicate.get("error"):
+                    machine.snapshot = replace(
+                        machine.snapshot, reason=f"{machine.snapshot.reason}: {predicate['error']}"
+                    )
+                self.proposals.close(conn, lease.proposal_id, machine, transitions)
+                conn.execute(update(leases).where(leases.c.id == lease_id).values(status="done"))
+            self.proposals.save(conn, lease.proposal_id, machine)
+            return {"state": machine.snapshot.state.value if machine.snapshot.state else None}
+
+    def _check_statement(
+        self, lease: Any, digest: str, envelope: Any, stage: Stage
+    ) -> Mapping[str, Any]:
+        """The predicate of a runner statement, after checking signature, subject and lease."""
+        key = PublicKey.from_b64(lease.runner_public_key)
+        try:
+            open_envelope(envelope, [key])
+            said = statement_of(envelope)
+        except SignatureError as exc:
+            raise InputError("envelope", f"{exc} (runner key {key.keyid[:16]}…)") from None
+        except MalformedEvidence as exc:
+            raise InputError(f"envelope.{exc.field}", exc.problem) from None
+        if (said.proposal_id, said.digest) != (lease.proposal_id, digest):
+            raise InputError("envelope", "the statement's subject is not this proposal and digest")
+        if said.stage is not stage:
+            raise InputError(
+                "envelope", f"expected a {stage.value} statement, not {said.stage.value}"
+            )
+        predicate = said.predicate
+        if (predicate.get("lease_id"), predicate.get("fencing_token")) != (
+            lease.id,
+            lease.fencing_token,
+        ):
+            raise InputError("envelope", "the statement names another lease or fencing token")
+        if predicate.get("proposal_digest") != digest:
+            raise InputError("envelope", "proposal_digest does not match the proposal")
+        return predicate
+
+    def reap(self) -> int:
+        """Fail proposals whose runner stopped heartbeating (runner lost); never rerun them."""
+        now = rfc3339(self.ctx.clock())
+        with self.ctx.read() as conn:
+            expired = conn.execute(
+                select(leases.c.id).where(leases.c.status == ACTIVE, leases.c.expires_at < now)
+            ).all()
+        count = 0
+        for item in expired:
+            with self.ctx.write() as conn:
+                lease = conn.execute(select(leases).where(leases.c.id == item.id)).one()
+                if lease.status != ACTIVE or lease.expires_at >= now:
+                    continue
+                _, machine = self.proposals.load(conn, lease.proposal_id)
+                conn.execute(update(leases).where(leases.c.id == lease.id).values(status="lost"))
+                if machine.state in (State.EXECUTING, State.VERIFYING):
+                    reason = f"runner lost: lease {lease.id} expired without a heartbeat"
+                    transitions = machine.handle(Fail(reason))
+                    self.proposals.close(conn, lease.proposal_id, machine, transitions)
+                    self.proposals.save(conn, lease.proposal_id, machine)
+                    count += 1
+        return count
