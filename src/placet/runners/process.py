@@ -237,6 +237,7 @@ class Runner:
         self.kinds = tuple(dict.fromkeys(kinds))
         self.workdir = workdir.resolve()
         self.poll_interval = poll_interval
+        self.http_timeout = http_timeout
         self.server_key = server_key
         self.retry_attempts = retry_attempts
         self.retry_base = retry_base
@@ -525,12 +526,21 @@ class Runner:
             done.set()
             thread.join()
 
+    def _left(self, expires_at: datetime) -> float:
+        """Seconds until ``expires_at`` (at least a few milliseconds, to stay a timeout)."""
+        return max(0.05, (expires_at - self.clock()).total_seconds())
+
     def _beat(self, lease: Lease, lost: threading.Event, done: threading.Event) -> None:
         path = f"/v1/runners/leases/{quote(lease.lease_id, safe='')}/heartbeat"
         expires_at = lease.expires_at
-        while not done.wait(lease.heartbeat_seconds):
+        while not done.wait(min(lease.heartbeat_seconds, self._left(expires_at))):
+            # Never wait on a heartbeat past the lease's expiry: a server that hangs must
+            # not keep the action running after the control plane may have failed it.
+            budget = min(self.http_timeout, self._left(expires_at))
             try:
-                response = self._beat_client.post(path, json={"fencing_token": lease.fencing_token})
+                response = self._beat_client.post(
+                    path, json={"fencing_token": lease.fencing_token}, timeout=budget
+                )
             except httpx.TransportError as exc:
                 log.warning("lease %s: heartbeat failed (%s)", lease.lease_id, type(exc).__name__)
             else:
