@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from placet.api.deps import caller, json_body, plane
+from placet.api.schemas import ApproveBody, CancelBody, DenyBody, ProposalBody, body
 from placet.domain.errors import InputError
 from placet.domain.principals import Principal
 
@@ -22,7 +23,9 @@ def _optional_str(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
-@router.post("", status_code=201, summary="Submit a proposal (agents)")
+@router.post(
+    "", status_code=201, summary="Submit a proposal (agents)", openapi_extra=body(ProposalBody)
+)
 async def propose(
     request: Request,
     response: Response,
@@ -56,7 +59,11 @@ async def get_proposal(request: Request, proposal_id: str, who: Caller) -> dict[
     return await run_in_threadpool(plane(request).proposals.get, who, proposal_id)
 
 
-@router.post("/{proposal_id}/approve", summary="Approve (humans)")
+@router.post(
+    "/{proposal_id}/approve",
+    summary="Approve (humans)",
+    openapi_extra=body(ApproveBody, required=False),
+)
 async def approve(request: Request, proposal_id: str, who: Caller) -> dict[str, Any]:
     """A human's yes, bound to ``digest`` when given (else the proposal's digest)."""
     body = await json_body(request, required=False)
@@ -64,7 +71,9 @@ async def approve(request: Request, proposal_id: str, who: Caller) -> dict[str, 
     return await run_in_threadpool(plane(request).proposals.approve, who, proposal_id, digest)
 
 
-@router.post("/{proposal_id}/deny", summary="Deny with a reason (humans)")
+@router.post(
+    "/{proposal_id}/deny", summary="Deny with a reason (humans)", openapi_extra=body(DenyBody)
+)
 async def deny(request: Request, proposal_id: str, who: Caller) -> dict[str, Any]:
     body = await json_body(request, required=False)
     reason = _optional_str(body, "reason") or ""
@@ -72,7 +81,11 @@ async def deny(request: Request, proposal_id: str, who: Caller) -> dict[str, Any
     return await run_in_threadpool(plane(request).proposals.deny, who, proposal_id, reason, digest)
 
 
-@router.post("/{proposal_id}/cancel", summary="Cancel before it runs (its agent or a human)")
+@router.post(
+    "/{proposal_id}/cancel",
+    summary="Cancel before it runs (its agent or a human)",
+    openapi_extra=body(CancelBody, required=False),
+)
 async def cancel(request: Request, proposal_id: str, who: Caller) -> dict[str, Any]:
     body = await json_body(request, required=False)
     reason = _optional_str(body, "reason") or ""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from placet.api.deps import caller, json_body, plane
+from placet.api.schemas import FencedBody, LeaseBody, RegisterBody, ReportBody, body
 from placet.domain.lifecycle import Stage
 from placet.domain.principals import Principal
 
@@ -15,7 +16,11 @@ router = APIRouter(prefix="/v1/runners", tags=["runners"])
 Caller = Annotated[Principal, Depends(caller)]
 
 
-@router.post("/register", summary="Register the runner's public key and kinds")
+@router.post(
+    "/register",
+    summary="Register the runner's public key and kinds",
+    openapi_extra=body(RegisterBody),
+)
 async def register(request: Request, who: Caller) -> dict[str, Any]:
     body = await json_body(request)
     return await run_in_threadpool(
@@ -23,7 +28,12 @@ async def register(request: Request, who: Caller) -> dict[str, Any]:
     )
 
 
-@router.post("/lease", summary="Lease one authorized proposal (204 when idle)", response_model=None)
+@router.post(
+    "/lease",
+    summary="Lease one authorized proposal (204 when idle)",
+    response_model=None,
+    openapi_extra=body(LeaseBody),
+)
 async def lease(request: Request, who: Caller) -> dict[str, Any] | Response:
     body = await json_body(request)
     offer = await run_in_threadpool(plane(request).runners.lease, who, body.get("kinds"))
@@ -32,7 +42,11 @@ async def lease(request: Request, who: Caller) -> dict[str, Any] | Response:
     return offer
 
 
-@router.post("/leases/{lease_id}/heartbeat", summary="Keep a lease alive (409: lost)")
+@router.post(
+    "/leases/{lease_id}/heartbeat",
+    summary="Keep a lease alive (409: lost)",
+    openapi_extra=body(FencedBody),
+)
 async def heartbeat(request: Request, lease_id: str, who: Caller) -> dict[str, Any]:
     body = await json_body(request)
     return await run_in_threadpool(
@@ -52,11 +66,19 @@ async def _report(request: Request, lease_id: str, who: Principal, stage: Stage)
     )
 
 
-@router.post("/leases/{lease_id}/execution", summary="Report the signed execution statement")
+@router.post(
+    "/leases/{lease_id}/execution",
+    summary="Report the signed execution statement",
+    openapi_extra=body(ReportBody),
+)
 async def execution(request: Request, lease_id: str, who: Caller) -> dict[str, Any]:
     return await _report(request, lease_id, who, Stage.EXECUTION)
 
 
-@router.post("/leases/{lease_id}/verification", summary="Report the signed verification")
+@router.post(
+    "/leases/{lease_id}/verification",
+    summary="Report the signed verification",
+    openapi_extra=body(ReportBody),
+)
 async def verification(request: Request, lease_id: str, who: Caller) -> dict[str, Any]:
     return await _report(request, lease_id, who, Stage.VERIFICATION)
