@@ -19,34 +19,40 @@ from tests.conftest import SERVER_ENV, Server, Tokens, cli, start_server, stop_s
 TERMINAL = {"succeeded", "failed", "denied", "cancelled", "expired"}
 
 
+def spawn_runner(
+    server: Server, token: str, key: Path, work: Path, *, own_group: bool = False
+) -> subprocess.Popen[bytes]:
+    """A real `placet runner` process polling ``server``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLACET_")}
+    args = [
+        "runner",
+        "--server",
+        server.url,
+        "--token",
+        token,
+        "--key-file",
+        str(key),
+        "--workdir",
+        str(work),
+        "--poll-interval",
+        "0.1",
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "placet", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=own_group,
+    )
+
+
 @pytest.fixture
 def runner(server: Server, tokens: Tokens, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLACET_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "placet",
-            "runner",
-            "--server",
-            server.url,
-            "--token",
-            tokens.runner,
-            "--key-file",
-            str(tmp_path / "runner.key"),
-            "--workdir",
-            str(work),
-            "--poll-interval",
-            "0.1",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = spawn_runner(server, tokens.runner, tmp_path / "runner.key", work)
     yield process
     process.terminate()
     try:
@@ -178,31 +184,7 @@ def test_a_lost_runner_fails_the_proposal_and_it_never_reruns(
             [py, "-c", f"open({str(marker)!r},'w').write('1'); import signal; signal.pause()"],
         ),
     ).json()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLACET_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "placet",
-            "runner",
-            "--server",
-            server.url,
-            "--token",
-            tokens.runner,
-            "--key-file",
-            str(tmp_path / "r2.key"),
-            "--workdir",
-            str(work),
-            "--poll-interval",
-            "0.1",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = spawn_runner(server, tokens.runner, tmp_path / "r2.key", work, own_group=True)
     try:
         wait_state(human, proposal["id"], {"executing"})
         deadline = time.monotonic() + 30
