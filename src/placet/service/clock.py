@@ -12,9 +12,7 @@ def utcnow() -> datetime:
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 with milliseconds and a Z, e.g. ``2026-11-25T22:40:01.123Z``."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_rfc3339(text: str) -> datetime:

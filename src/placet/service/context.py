@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
@@ -30,10 +31,23 @@ class Context:
     policy: PolicyBundle
     log: MerkleLog
     clock: Callable[[], datetime]
+    # SQLite has one writer; threads queue here and wake as soon as the lock is free,
+    # rather than in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+    # Other processes are still serialised by BEGIN IMMEDIATE and busy_timeout.
+    writer: threading.Lock = field(default_factory=threading.Lock)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction that may append to the ledger (serialised across processes)."""
+        if self.engine.dialect.name == "sqlite":
+            with self.writer, self._begin() as conn:
+                yield conn
+        else:
+            with self._begin() as conn:
+                yield conn
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             # Pooled connections keep ``info`` between transactions: start the ledger's
             # per-transaction sequence afresh.

@@ -18,6 +18,9 @@ from placet.service.clock import rfc3339
 from placet.service.context import NEXT_LEAF, Context
 from placet.store.tables import checkpoints, leases, ledger_entries, principals
 
+_INSERT_LEAF = ledger_entries.insert()  # built once, compiled once
+_MAX_LEAF = select(func.max(ledger_entries.c.leaf_index))
+
 
 class SqlLeafStore:
     """The Merkle log's leaves in ``ledger_entries``, read through one connection."""
@@ -26,7 +29,7 @@ class SqlLeafStore:
         self.conn = conn
 
     def size(self) -> int:
-        value = self.conn.execute(select(func.max(ledger_entries.c.leaf_index))).scalar()
+        value = self.conn.execute(_MAX_LEAF).scalar()
         return 0 if value is None else int(value) + 1
 
     def leaf_hash(self, index: int) -> bytes:
@@ -82,14 +85,15 @@ class LedgerService:
         data = envelope_bytes(envelope)
         index = self._next_index(conn)
         conn.execute(
-            ledger_entries.insert().values(
+            _INSERT_LEAF,
+            dict(
                 leaf_index=index,
                 proposal_id=proposal_id,
                 stage=stage.value,
                 leaf_hash=merkle.leaf_hash(data),
                 envelope=data,
                 created_at=rfc3339(self.ctx.clock()),
-            )
+            ),
         )
         return index
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from placet.domain.errors import Conflict, InputError, NotFound, Unauthenticated
 from placet.domain.ids import new_id
@@ -16,6 +16,11 @@ from placet.service.context import Context
 from placet.store.tables import principals
 from placet.store.tables import tokens as tokens_table
 
+_BY_TOKEN = (
+    select(principals, tokens_table.c.token_hash)
+    .join(tokens_table, tokens_table.c.principal_id == principals.c.id)
+    .where(tokens_table.c.token_hash == bindparam("b_hash"), tokens_table.c.revoked_at.is_(None))
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 
 
@@ -132,11 +137,7 @@ class PrincipalService:
             raise Unauthenticated("an API token is required (Authorization: Bearer ...)")
         digest = tokens.token_hash(token)
         with self.ctx.read() as conn:
-            row = conn.execute(
-                select(principals, tokens_table.c.token_hash)
-                .join(tokens_table, tokens_table.c.principal_id == principals.c.id)
-                .where(tokens_table.c.token_hash == digest, tokens_table.c.revoked_at.is_(None))
-            ).first()
+            row = conn.execute(_BY_TOKEN, {"b_hash": digest}).first()
         if row is None or not tokens.matches(token, row.token_hash):
             raise Unauthenticated("the token matches no principal (revoked or mistyped?)")
         return _row_to_principal(row)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from placet.domain.errors import Conflict, Forbidden, InputError, NotFound
 from placet.domain.ids import new_id
@@ -37,8 +38,34 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_LIST = 1000
 
 
+# Built once: SQLAlchemy then reuses the compiled form on every call.
+_INSERT = proposals.insert()
+_UPDATE = (
+    update(proposals)
+    .where(proposals.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        snapshot=bindparam("b_snapshot"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+_BY_ID = select(proposals).where(proposals.c.id == bindparam("b_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The columns a view needs, as just written (saves re-reading the row)."""
+
+    id: str
+    state: str
+    digest: str
+    snapshot: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
 def view(row: Any) -> dict[str, Any]:
-    """A proposal as the API and CLI show it."""
+    """A proposal as the API and CLI show it (from a stored row or a :class:`Stored`)."""
     snap = row.snapshot
     content = snap["content"]
     decision = snap.get("decision")
@@ -84,24 +111,35 @@ class ProposalService:
 
     def load(self, conn: Connection, proposal_id: str) -> tuple[Any, ProposalMachine]:
         """The stored row and a machine holding its snapshot (NotFound if unknown)."""
-        row = conn.execute(select(proposals).where(proposals.c.id == proposal_id)).first()
+        row = conn.execute(_BY_ID, {"b_id": proposal_id}).first()
         if row is None:
             raise NotFound("proposal", proposal_id)
         return row, ProposalMachine(snapshot_from_json(row.snapshot))
 
-    def save(self, conn: Connection, proposal_id: str, machine: ProposalMachine) -> None:
+    def save(
+        self, conn: Connection, proposal_id: str, machine: ProposalMachine, created_at: str
+    ) -> Stored:
         """Store the machine's state and snapshot (in the caller's transaction)."""
         snap = machine.snapshot
         assert snap.state is not None
-        conn.execute(
-            update(proposals)
-            .where(proposals.c.id == proposal_id)
-            .values(
-                state=snap.state.value,
-                snapshot=snapshot_to_json(snap),
-                updated_at=rfc3339(self.ctx.clock()),
-            )
+        stored = Stored(
+            proposal_id,
+            snap.state.value,
+            snap.digest,
+            snapshot_to_json(snap),
+            created_at,
+            rfc3339(self.ctx.clock()),
         )
+        conn.execute(
+            _UPDATE,
+            {
+                "b_id": proposal_id,
+                "b_state": stored.state,
+                "b_snapshot": stored.snapshot,
+                "b_updated_at": stored.updated_at,
+            },
+        )
+        return stored
 
     def step(
         self,
@@ -195,7 +233,8 @@ class ProposalService:
                 transitions,
             )
             conn.execute(
-                proposals.insert().values(
+                _INSERT,
+                dict(
                     id=proposal_id,
                     agent_id=agent.id,
                     kind=content.kind,
@@ -206,14 +245,13 @@ class ProposalService:
                     idempotency_key=idempotency_key,
                     created_at=now,
                     updated_at=now,
-                )
+                ),
             )
             assessment = self._assess(content)
             self.step(conn, proposal_id, machine, Assess(), assessment)
             self._decide(conn, proposal_id, machine, agent, content, assessment)
-            self.save(conn, proposal_id, machine)
-            row = conn.execute(select(proposals).where(proposals.c.id == proposal_id)).one()
-        return view(row), True
+            stored = self.save(conn, proposal_id, machine, now)
+        return view(stored), True
 
     def _assess(self, content: ProposalContent) -> dict[str, Any]:
         # No System Graph yet: the assessment names the targets and no graph version.
@@ -302,9 +340,8 @@ class ProposalService:
                     "reason": reason,
                 },
             )
-            self.save(conn, proposal_id, machine)
-            row = conn.execute(select(proposals).where(proposals.c.id == proposal_id)).one()
-        return view(row)
+            stored = self.save(conn, proposal_id, machine, row.created_at)
+        return view(stored)
 
     def cancel(self, principal: Principal, proposal_id: str, reason: str = "") -> dict[str, Any]:
         """Withdraw an open proposal before it runs (its agent, or a human)."""
@@ -313,9 +350,8 @@ class ProposalService:
             self._visible(principal, row)
             transitions = machine.handle(Cancel(principal, reason))
             self.close(conn, proposal_id, machine, transitions)
-            self.save(conn, proposal_id, machine)
-            row = conn.execute(select(proposals).where(proposals.c.id == proposal_id)).one()
-        return view(row)
+            stored = self.save(conn, proposal_id, machine, row.created_at)
+        return view(stored)
 
     # ---- queries -------------------------------------------------------------------
 

@@ -102,7 +102,7 @@ class RunnerService:
             ).first()
             if row is None:
                 return None
-            _, machine = self.proposals.load(conn, row.id)
+            stored_row, machine = self.proposals.load(conn, row.id)
             fencing = int(conn.execute(select(func.max(leases.c.fencing_token))).scalar() or 0) + 1
             lease_id = new_id()
             snap = machine.snapshot
@@ -149,7 +149,7 @@ class RunnerService:
                     runner_public_key=runner_key.b64,
                 )
             )
-            self.proposals.save(conn, row.id, machine)
+            self.proposals.save(conn, row.id, machine, stored_row.created_at)
         return {
             "lease_id": lease_id,
             "proposal_id": row.id,
@@ -195,7 +195,7 @@ class RunnerService:
         _require_runner(runner, "report")
         with self.ctx.write() as conn:
             lease = self._active_lease(conn, runner, lease_id, fencing)
-            _, machine = self.proposals.load(conn, lease.proposal_id)
+            stored_row, machine = self.proposals.load(conn, lease.proposal_id)
             predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
             if stage is Stage.EXECUTION:
                 if predicate.get("capsule_digest") != lease.capsule_digest:
@@ -212,7 +212,7 @@ class RunnerService:
                     )
                 self.proposals.close(conn, lease.proposal_id, machine, transitions)
                 conn.execute(update(leases).where(leases.c.id == lease_id).values(status="done"))
-            self.proposals.save(conn, lease.proposal_id, machine)
+            self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
             return {"state": machine.snapshot.state.value if machine.snapshot.state else None}
 
     def _check_statement(
@@ -256,12 +256,12 @@ class RunnerService:
                 lease = conn.execute(select(leases).where(leases.c.id == item.id)).one()
                 if lease.status != ACTIVE or lease.expires_at >= now:
                     continue
-                _, machine = self.proposals.load(conn, lease.proposal_id)
+                stored_row, machine = self.proposals.load(conn, lease.proposal_id)
                 conn.execute(update(leases).where(leases.c.id == lease.id).values(status="lost"))
                 if machine.state in (State.EXECUTING, State.VERIFYING):
                     reason = f"runner lost: lease {lease.id} expired without a heartbeat"
                     transitions = machine.handle(Fail(reason))
                     self.proposals.close(conn, lease.proposal_id, machine, transitions)
-                    self.proposals.save(conn, lease.proposal_id, machine)
+                    self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
                     count += 1
         return count
