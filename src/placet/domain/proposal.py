@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
@@ -32,6 +32,7 @@ class ProposalContent:
     intent: str
     verify: Mapping[str, Any] | None = None
     scope: tuple[str, ...] = ()
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The content as plain JSON values; this is exactly what the digest covers."""
@@ -51,7 +52,10 @@ class ProposalContent:
     @property
     def digest(self) -> str:
         """SHA-256 (lowercase hex) of the RFC 8785 canonical JSON of :meth:`as_dict`."""
-        return digest_of(self.as_dict())
+        if self._digest is None:  # computed once: the content never changes
+            object.__setattr__(self, "_digest", digest_of(self.as_dict()))
+        assert self._digest is not None
+        return self._digest
 
 
 def _string_list(value: Any, field: str, *, required: bool) -> tuple[str, ...]:
