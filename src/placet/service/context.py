@@ -14,6 +14,7 @@ from placet.domain.signing import SigningKey
 from placet.evidence.log import MerkleLog
 from placet.policy.bundle import PolicyBundle
 from placet.service.config import Settings
+from placet.store.db import READ_ONLY
 
 # Arbitrary constant naming the ledger sequencer's PostgreSQL advisory lock.
 LEDGER_LOCK = 0x706C6163
@@ -58,6 +59,6 @@ class Context:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only connection."""
-        with self.engine.connect() as conn:
+        """A read-only connection (on SQLite it never takes the writer lock)."""
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             yield conn

@@ -7,6 +7,9 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
+# Connection execution option marking read-only use (plain BEGIN on SQLite).
+READ_ONLY = "placet_read"
+
 
 def sqlite_url(path: Path) -> str:
     """The SQLAlchemy URL of a SQLite file."""
@@ -33,6 +36,9 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (execution option ``placet_read``) take no lock: in WAL mode they see
+        # the last commit and never wait for the writer.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
