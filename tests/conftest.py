@@ -43,10 +43,24 @@ def cli(
     )
 
 
+GRAPH = Path(__file__).parent / "fixtures" / "placet-graph.yaml"
+
+
+def seed_graph(directory: Path) -> None:
+    """Import the tests' small System Graph, so proposals name known targets."""
+    cp = ControlPlane.open(load_settings(directory))
+    try:
+        cp.graph.import_paths([GRAPH], source="tests")
+    finally:
+        cp.close()
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
+    """An initialised data dir with the tests' graph imported."""
     directory = tmp_path / "data"
     initialise(load_settings(directory))
+    seed_graph(directory)
     return directory
 
 
@@ -160,6 +174,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     directory = tmp_path_factory.mktemp("world") / "data"
     settings = load_settings(directory)
     initialise(settings)
+    seed_graph(directory)
     cp = ControlPlane.open(settings)
     try:
         tokens = add_principals(cp)

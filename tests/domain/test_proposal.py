@@ -147,8 +147,13 @@ def test_too_many_targets() -> None:
 
 @pytest.mark.parametrize(
     ("targets", "field"),
-    [([3], "targets[0]"), (["ok", None], "targets[1]"), (["ok", "x", ""], "targets[2]"),
-     (["  "], "targets[0]"), (["a", ["b"]], "targets[1]")],
+    [
+        ([3], "targets[0]"),
+        (["ok", None], "targets[1]"),
+        (["ok", "x", ""], "targets[2]"),
+        (["  "], "targets[0]"),
+        (["a", ["b"]], "targets[1]"),
+    ],
 )
 def test_a_target_that_is_not_a_non_empty_string(targets: list[Any], field: str) -> None:
     assert field_of(shell_body(targets=targets)) == field
@@ -300,8 +305,9 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 names = st.text(min_size=1, max_size=20)

@@ -1,9 +1,16 @@
-"""Helpers for policy tests: Rego snippets and bundles written as real files."""
+"""Helpers for policy tests: Rego snippets, bundles written as real files, and inputs
+with a chosen assessment."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from placet.domain.principals import Principal, PrincipalKind
+from placet.domain.proposal import ProposalContent
+from placet.policy import build_input, sample_input
 
 HEADER = "package placet\n\nimport rego.v1\n\n"
 
@@ -23,3 +30,66 @@ def write_files(directory: Path, files: Mapping[str, str | bytes]) -> Path:
 def decision_rule(body: str, extra: str = "") -> str:
     """A one-file policy whose ``decision`` is ``body`` (a Rego term), plus ``extra`` rules."""
     return f"{HEADER}{extra}\ndecision := {body}\n"
+
+
+def assessed(
+    kind: str = "restart",
+    environment: str = "staging",
+    *,
+    unknown: Sequence[str] = (),
+    revenue_path: bool = False,
+    data_classes: Sequence[str] = (),
+    count: int | None = None,
+) -> dict[str, Any]:
+    """The sample input with its assessment changed: ``unknown`` targets (added to the
+    proposal's targets and described as not in the graph), a revenue path, data classes
+    and a node count in the blast radius. Built through ``build_input``, so checked."""
+    document = sample_input(kind=kind, environment=environment)
+    proposal, assessment = document["proposal"], dict(document["assessment"])
+    targets = [*proposal["targets"], *(t for t in unknown if t not in proposal["targets"])]
+    known = [t for t in assessment["targets"] if t["id"] not in unknown]
+    assessment["targets"] = known + [{"id": t, "known": False} for t in unknown]
+    assessment["unknown_targets"] = list(unknown)
+    radius = dict(assessment["blast_radius"])
+    radius["revenue_path"] = revenue_path
+    radius["data_classes"] = list(data_classes)
+    if count is not None:
+        radius["count"] = count
+    assessment["blast_radius"] = radius
+    return rebuild(document, targets=targets, assessment=assessment)
+
+
+def rebuild(
+    document: Mapping[str, Any],
+    *,
+    targets: Sequence[str] | None = None,
+    assessment: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``document`` built afresh by ``build_input`` with other targets and assessment."""
+    proposal = document["proposal"]
+    agent = proposal["agent"]
+    content = ProposalContent(
+        agent=agent["id"],
+        kind=proposal["kind"],
+        targets=tuple(proposal["targets"] if targets is None else targets),
+        parameters=proposal["parameters"],
+        environment=proposal["environment"],
+        intent=proposal["intent"],
+        verify=proposal["verify"],
+        scope=tuple(proposal["scope"]),
+    )
+    principal = Principal(
+        id=agent["id"],
+        name=agent["name"],
+        kind=PrincipalKind.AGENT,
+        owner=agent["owner"],
+        teams=tuple(agent["teams"]),
+        roles=tuple(agent["roles"]),
+    )
+    return build_input(
+        proposal_id=proposal["id"],
+        content=content,
+        agent=principal,
+        assessment=document["assessment"] if assessment is None else assessment,
+        now=datetime.fromisoformat(document["now"].replace("Z", "+00:00")),
+    )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from placet.domain.lifecycle import Decision, Outcome
 from placet.policy import PolicyBundle, PolicyError, default_bundle, sample_input
+from placet.policy.bundle import default_bundle_files
 from placet.policy.memo import DecisionMemo, remembers
 from tests.policy.conftest import BundleWriter
-from tests.policy.helpers import HEADER, decision_rule
+from tests.policy.helpers import HEADER, assessed, decision_rule
 
+_DEFAULT_SOURCE = default_bundle_files().joinpath("placet.rego").read_text()
 ECHO_KIND = decision_rule('{"outcome": "allow", "reasons": [input.proposal.kind]}')
 
 
@@ -38,12 +42,41 @@ def test_when_decisions_are_remembered(
 
 def test_the_same_readable_input_reuses_the_decision() -> None:
     bundle = default_bundle()
+    assert bundle.remembers_decisions
     first = bundle.evaluate(sample_input(kind="deploy", environment="production"))
     other = sample_input(kind="deploy", environment="production")
     other["proposal"]["intent"] = "something else entirely"
     other["proposal"]["id"] = "prp_other"
+    # The default bundle does not read these parts of the assessment.
+    other["assessment"]["graph_version"] = {"id": "gv_other", "digest": "cd" * 32}
+    other["assessment"]["targets"][0]["reach"]["reachable"] = False
+    other["assessment"]["internet_reachable"] = []
     assert bundle.evaluate(other) is first
     assert bundle.evaluate(sample_input(kind="deploy", environment="qa")) is not first
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"unknown": ["service:ghost"]},
+        {"revenue_path": True},
+        {"data_classes": ["pii"]},
+        {"count": 26},
+        {"count": 4},  # the same decision, but a different readable input: asked afresh
+    ],
+)
+def test_a_different_assessment_is_decided_afresh(change: dict[str, Any]) -> None:
+    bundle = default_bundle()
+    quiet = bundle.evaluate(assessed("patch"))
+    assert quiet.outcome is Outcome.ALLOW
+    changed = bundle.evaluate(assessed("patch", **change))
+    assert changed is not quiet
+    fresh = PolicyBundle.from_files(
+        {"p.rego": _DEFAULT_SOURCE, "id.rego": HEADER + "id := input.proposal.id\n"},
+        name="fresh",
+    )
+    want = fresh.evaluate(assessed("patch", **change))
+    assert (changed.outcome, changed.reasons) == (want.outcome, want.reasons)
 
 
 def test_a_remembered_decision_equals_a_fresh_one(write_bundle: BundleWriter) -> None:

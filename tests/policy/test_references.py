@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from placet.policy import PolicyBundle, sample_input
+from placet.policy.bundle import default_bundle_files
 from placet.policy.references import Pruner, code_only, input_paths
 from tests.policy.helpers import HEADER
 
@@ -40,7 +41,26 @@ def test_code_only_blanks_comments_and_strings() -> None:
         ("import input", None),
         ('x := y with input as {"a": 1}', None),
         ("f(input)", None),
-        ('x := object.get(input, ["a"], 1)', None),
+        # object.get(input, path, default) reads the subtree its literal path names.
+        ('x := object.get(input, ["a", "b"], 1)', (("a", "b"),)),
+        ('x := object.get(input, "a", 1)', (("a",),)),
+        ("x := object.get(input, [`a b`], 1)", (("a b",),)),
+        ('x := object.get( input ,\n\t[ "a" , k, "c"], 1)', (("a",),)),
+        ('x := object.get(input, ["a", 0], 1)', (("a",),)),
+        ('x := object.get(input, ["a", "b"], 1)\ny := input.a.c', (("a", "b"), ("a", "c"))),
+        ('x := object.get(input, ["a", "b"], 1)\ny := input.a', (("a",),)),
+        ('# object.get(input, "a", 1)\nx := object.get(input, "b", 1)', (("b",),)),
+        ('x := "q"\ny := object.get(input, ["b"], "d")', (("b",),)),
+        ('x := object.get(object.get(input, "a", {}), "b", 1)', (("a",),)),
+        # ... but anything it cannot read as a literal path sends everything.
+        ("x := object.get(input, k, 1)", None),
+        ('x := object.get(input, [k, "a"], 1)', None),
+        ("x := object.get(input, [], 1)", None),
+        ('x := object.get(input, ["a\\"b"], 1)', None),
+        ('x := object.get(input, "a" + k, 1)', None),
+        ('x := object.get(input, "a", input)', None),
+        ('x := my.object.get(input, "a", 1)', None),
+        ('x := object.keys(input, "a")', None),
     ],
 )
 def test_input_paths(source: str, paths: tuple[tuple[str, ...], ...] | None) -> None:
@@ -134,3 +154,56 @@ def test_pruning_never_changes_an_answer(
     pruned = _bundle("pruned", READER).query(document)
     whole = _bundle("whole", WHOLE).query(document)
     assert pruned == whole
+
+
+# The default bundle reads the assessment through object.get: its pruned input must give
+# the same decision as the whole document, whatever the assessment holds or lacks.
+_DEFAULT = default_bundle_files().joinpath("placet.rego").read_text()
+ids = st.sampled_from(["service:checkout", "service:ghost", "db:orders", "queue:jobs"])
+DROPS = (
+    *("", "assessment", "blast_radius", "unknown_targets", "internet_reachable"),
+    *("count", "revenue_path", "data_classes", "graph_version", "targets"),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kind=st.sampled_from(["restart", "deploy", "patch", "drop_database"]),
+    environment=st.sampled_from(["staging", "production"]),
+    unknown=st.lists(ids, max_size=3),
+    count=st.integers(0, 60),
+    revenue_path=st.booleans(),
+    data_classes=st.lists(st.sampled_from(["pci", "pii", "phi"]), max_size=3),
+    graph_version=st.none() | st.just({"id": "gv_1", "digest": "ef" * 32}),
+    reachable=st.lists(ids, max_size=2),
+    drop=st.sampled_from(DROPS),
+)
+def test_pruning_never_changes_the_default_bundles_answer(
+    kind: str,
+    environment: str,
+    unknown: list[str],
+    count: int,
+    revenue_path: bool,
+    data_classes: list[str],
+    graph_version: dict[str, str] | None,
+    reachable: list[str],
+    drop: str,
+) -> None:
+    pruned_bundle = _bundle("default-pruned", _DEFAULT)
+    whole_bundle = _bundle("default-whole", _DEFAULT + "\neverything := input\n")
+    assert pruned_bundle.input_paths is not None
+    assert whole_bundle.input_paths is None
+    document = sample_input(kind=kind, environment=environment)
+    assessment = document["assessment"]
+    assessment["graph_version"] = graph_version
+    assessment["unknown_targets"] = unknown
+    assessment["internet_reachable"] = reachable
+    radius = assessment["blast_radius"]
+    radius.update(count=count, revenue_path=revenue_path, data_classes=data_classes)
+    if drop == "assessment":
+        del document["assessment"]
+    elif drop in radius:
+        del radius[drop]
+    elif drop:
+        del assessment[drop]
+    assert pruned_bundle.query(document) == whole_bundle.query(document)

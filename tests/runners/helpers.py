@@ -17,7 +17,7 @@ def shell_proposal(
     """A checked shell proposal's content as a dict (ProposalContent.as_dict())."""
     body: dict[str, Any] = {
         "kind": "shell",
-        "targets": ["service:web"],
+        "targets": ["svc"],
         "parameters": {"argv": argv, **parameters},
         "environment": "production",
         "intent": "run a check for the test",

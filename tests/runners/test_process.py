@@ -33,7 +33,15 @@ from placet.service.clock import parse_rfc3339
 from placet.service.config import load_settings
 from placet.service.control_plane import ControlPlane, initialise
 from placet.store.tables import leases
-from tests.conftest import SERVER_ENV, Server, Tokens, add_principals, start_server, stop_server
+from tests.conftest import (
+    SERVER_ENV,
+    Server,
+    Tokens,
+    add_principals,
+    seed_graph,
+    start_server,
+    stop_server,
+)
 
 from .helpers import Fifo, alive, python, wait_gone
 
@@ -61,6 +69,7 @@ def serve(directory: Path, env: dict[str, str]) -> Iterator[Served]:
     """Initialise ``directory``, add the principals, serve it; clean everything up after."""
     settings = load_settings(directory)
     initialise(settings)
+    seed_graph(directory)
     plane = ControlPlane.open(settings)
     tokens = add_principals(plane)
     server = start_server(directory, env)
@@ -123,7 +132,7 @@ def shell(
     """A shell proposal body; staging is allowed by the default policy, production gated."""
     body: dict[str, Any] = {
         "kind": "shell",
-        "targets": ["service:web"],
+        "targets": ["svc"],
         "parameters": {"argv": argv, **params},
         "environment": environment,
         "intent": "exercise the runner loop",
@@ -257,7 +266,7 @@ def test_a_kind_the_runner_does_not_run_is_never_leased_to_it(
         served,
         {
             "kind": "restart",
-            "targets": ["service:web"],
+            "targets": ["svc"],
             "environment": "staging",
             "intent": "restart it",
         },

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from placet.cli import cmd_admin, cmd_evidence, cmd_proposals, cmd_runner, demo
+from placet.cli import cmd_admin, cmd_evidence, cmd_graph, cmd_proposals, cmd_runner, demo
 from placet.domain.errors import NotInitialised, PlacetError
 from placet.service.client import ApiError, ServerError
 
@@ -27,6 +27,7 @@ app = typer.Typer(
 cmd_admin.register(app)
 cmd_proposals.register(app)
 cmd_evidence.register(app)
+cmd_graph.register(app)
 cmd_runner.register(app)
 demo.register(app)
 

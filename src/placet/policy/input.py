@@ -51,23 +51,65 @@ def agent_document(agent: Principal) -> dict[str, Any]:
     }
 
 
+def _ids(value: Any, field: str) -> list[str]:
+    """``value`` as a list of strings; anything else is refused."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise PolicyError(f"{field} must be a list")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise PolicyError(f"{field}[{index}] must be a string, not {type(item).__name__}")
+    return list(value)
+
+
+def _blast_radius(value: Any) -> dict[str, Any]:
+    """The blast radius, its fields checked: the default policy reads ``count``,
+    ``revenue_path`` and ``data_classes``, and a mistyped one would make a rule silently
+    not apply (for instance ``sprintf("%d")`` of 26.0 is undefined), which fails open."""
+    field = "assessment.blast_radius"
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{field} must be an object")
+    document: dict[str, Any] = _plain(value, field)
+    count = document.get("count", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise PolicyError(f"{field}.count must be a whole number of nodes, not {count!r}")
+    if not isinstance(document.get("revenue_path", False), bool):
+        raise PolicyError(f"{field}.revenue_path must be true or false")
+    nodes = document.get("nodes", [])
+    if not isinstance(nodes, list):
+        raise PolicyError(f"{field}.nodes must be a list")
+    for key in ("tags", "owners", "data_classes"):
+        if key in document:
+            _ids(document[key], f"{field}.{key}")
+    return document
+
+
 def assessment_document(assessment: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The assessment fields a policy sees; a missing assessment reads as an empty one."""
+    """The assessment as a policy sees it; a missing assessment reads as an empty one.
+
+    ``graph_version`` is ``{"id", "digest"}`` or null (no graph imported yet);
+    ``targets`` describes each target (``known`` false when the graph lacks it);
+    ``unknown_targets`` lists those; ``blast_radius`` has ``count``, ``nodes``, ``tags``,
+    ``owners``, ``data_classes`` and ``revenue_path``; ``internet_reachable`` lists the
+    targets reachable from an internet-facing entry point. The id lists, the count and
+    ``revenue_path`` are type-checked (PolicyError), so a policy cannot fail open on them.
+    """
     source: Mapping[str, Any] = assessment or {}
     graph_version = source.get("graph_version")
-    if graph_version is not None and not isinstance(graph_version, str):
-        raise PolicyError("assessment.graph_version must be a string or null")
+    if graph_version is not None and not isinstance(graph_version, Mapping | str):
+        raise PolicyError("assessment.graph_version must be an object, a string or null")
+    document: dict[str, Any] = {"graph_version": _plain(graph_version, "assessment.graph_version")}
     targets = source.get("targets", [])
     if not isinstance(targets, Sequence) or isinstance(targets, str | bytes):
         raise PolicyError("assessment.targets must be a list")
-    blast_radius = source.get("blast_radius", {})
-    if not isinstance(blast_radius, Mapping):
-        raise PolicyError("assessment.blast_radius must be an object")
-    return {
-        "graph_version": graph_version,
-        "targets": _plain(targets, "assessment.targets"),
-        "blast_radius": _plain(blast_radius, "assessment.blast_radius"),
-    }
+    document["targets"] = _plain(targets, "assessment.targets")
+    document["unknown_targets"] = _ids(
+        source.get("unknown_targets", []), "assessment.unknown_targets"
+    )
+    document["blast_radius"] = _blast_radius(source.get("blast_radius", {}))
+    document["internet_reachable"] = _ids(
+        source.get("internet_reachable", []), "assessment.internet_reachable"
+    )
+    return document
 
 
 def build_input(
@@ -80,8 +122,8 @@ def build_input(
 ) -> dict[str, Any]:
     """The input document for one proposal; ``now`` defaults to the current UTC time.
 
-    ``assessment`` is the assessment predicate (``graph_version``, ``targets``,
-    ``blast_radius``; other keys are ignored). ``agent`` must be the proposing agent.
+    ``assessment`` is the assessment predicate (see :func:`assessment_document`; other
+    keys are ignored). ``agent`` must be the proposing agent.
     """
     if agent.id != content.agent:
         raise PolicyError(
@@ -127,9 +169,49 @@ def sample_input(*, kind: str = "restart", environment: str = "staging") -> dict
         scope=("service:checkout",),
     )
     assessment = {
-        "graph_version": "graph-2026-11-25",
-        "targets": [{"id": "service:checkout", "kind": "service", "criticality": "high"}],
-        "blast_radius": {"count": 3, "nodes": ["service:checkout", "service:cart", "db:orders"]},
+        "graph_version": {
+            "id": "gv_01JD0000000000000000000000",
+            "digest": "5f0c6e2b1a7d4e3f8c9b0a1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f",
+        },
+        "targets": [
+            {
+                "id": "service:checkout",
+                "known": True,
+                "kind": "service",
+                "owner": "team:payments",
+                "tier": "2",
+                "tags": [],
+                "reach": {
+                    "node": "service:checkout",
+                    "reachable": True,
+                    "entry_point": "service:frontend",
+                    "path": ["service:frontend", "service:checkout"],
+                },
+            }
+        ],
+        "unknown_targets": [],
+        "blast_radius": {
+            "count": 2,
+            "nodes": [
+                {
+                    "id": "service:checkout",
+                    "kind": "service",
+                    "distance": 0,
+                    "path": ["service:checkout"],
+                },
+                {
+                    "id": "service:frontend",
+                    "kind": "service",
+                    "distance": 1,
+                    "path": ["service:checkout", "service:frontend"],
+                },
+            ],
+            "tags": ["internet-facing"],
+            "owners": ["team:payments", "team:web"],
+            "data_classes": [],
+            "revenue_path": False,
+        },
+        "internet_reachable": ["service:checkout"],
     }
     return build_input(
         proposal_id="prp_01JD0000000000000000000000",

@@ -4,8 +4,10 @@ Handing a document to rego-cpp costs about a microsecond per value, which for a 
 proposal is most of an evaluation. Rego reaches the input only through the word
 ``input``, so scanning the code (comments and string literals blanked out) for
 ``input.a.b`` finds every subtree a policy can see; the engine gets just those
-subtrees, whole. The scan errs towards sending more: ``input`` on its own
-(``x := input``, ``input[k]``, ``import input``, ``with input as``) sends everything.
+subtrees, whole. ``object.get(input, ["a", "b"], default)`` (or ``"a"``) reads
+``input.a.b`` the same way: the leading string literals of the path name the subtree.
+The scan errs towards sending more: ``input`` on its own anywhere else (``x := input``,
+``input[k]``, ``import input``, ``with input as``) sends everything.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-def code_only(source: str) -> str:
-    """``source`` with comments and the insides of string literals blanked out."""
+def _scan(source: str) -> tuple[str, list[str | None]]:
+    """``source`` with comments blanked and every string literal written ``""``, and the
+    literals' values in order (None for a literal with an escape sequence: its value
+    depends on the engine, so no path is read from it)."""
     out: list[str] = []
+    literals: list[str | None] = []
     i, n = 0, len(source)
     while i < n:
         char = source[i]
@@ -30,17 +35,25 @@ def code_only(source: str) -> str:
             end = source.find("`", i + 1)
             end = n if end < 0 else end + 1
             out.append('""')
+            literals.append(source[i + 1 : end - 1])
             i = end
         elif char == '"':
             j = i + 1
             while j < n and source[j] != '"':
                 j += 2 if source[j] == "\\" else 1
             out.append('""')
+            text = source[i + 1 : j]
+            literals.append(None if "\\" in text else text)
             i = j + 1
         else:
             out.append(char)
             i += 1
-    return "".join(out)
+    return "".join(out), literals
+
+
+def code_only(source: str) -> str:
+    """``source`` with comments and the insides of string literals blanked out."""
+    return _scan(source)[0]
 
 
 # ``input`` as a whole word (not a field such as ``x.input``), then its dotted path.
@@ -49,15 +62,47 @@ _REFERENCE = re.compile(r"(?<![A-Za-z0-9_.])input(?![A-Za-z0-9_])((?:\.[A-Za-z_]
 Paths = tuple[tuple[str, ...], ...]
 
 
+# ``object.get(`` just before a bare ``input``, and ``, <path>`` just after it: the path is
+# one string literal or an array whose leading elements are string literals.
+_GET_BEFORE = re.compile(r"(?<![A-Za-z0-9_.])object\.get\(\s*$")
+_GET_AFTER = re.compile(
+    r'\s*,\s*(?:(?P<key>"")(?=\s*,)|\[(?P<keys>\s*""(?:\s*,\s*"")*)(?=\s*[,\]]))'
+)
+
+
+def _object_get_path(
+    code: str, literals: list[str | None], start: int, end: int
+) -> tuple[str, ...] | None:
+    """The path ``object.get(input, path, …)`` reads when the bare ``input`` at
+    ``code[start:end]`` is its first argument; None when it is not, or the path is unknown."""
+    if _GET_BEFORE.search(code, 0, start) is None:
+        return None
+    after = _GET_AFTER.match(code, end)
+    if after is None:
+        return None
+    first = code.count('"', 0, after.start()) // 2  # the index of the path's first literal
+    count = 1 if after.group("key") is not None else after.group("keys").count('""')
+    path: list[str] = []
+    for value in literals[first : first + count]:
+        if value is None:
+            break
+        path.append(value)
+    return tuple(path) or None
+
+
 def input_paths(sources: Iterable[str]) -> Paths | None:
     """The dotted input paths the sources mention, outermost only and sorted; None means
     the sources may read all of the input."""
     paths: set[tuple[str, ...]] = set()
     for source in sources:
-        for match in _REFERENCE.finditer(code_only(source)):
+        code, literals = _scan(source)
+        for match in _REFERENCE.finditer(code):
             path = tuple(match.group(1).split(".")[1:])
             if not path:
-                return None
+                got = _object_get_path(code, literals, match.start(), match.end())
+                if got is None:
+                    return None
+                path = got
             paths.add(path)
     # Keep only the outermost paths: a kept subtree already holds everything beneath it.
     kept: list[tuple[str, ...]] = []

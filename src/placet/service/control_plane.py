@@ -15,6 +15,7 @@ from placet.policy.bundle import PolicyBundle, default_bundle
 from placet.service.clock import utcnow
 from placet.service.config import Settings
 from placet.service.context import Context
+from placet.service.graph import GraphService
 from placet.service.keys import create_key_file, load_key_file
 from placet.service.ledger import LedgerService
 from placet.service.principals import PrincipalService
@@ -65,7 +66,8 @@ class ControlPlane:
         self.ctx = ctx
         self.ledger = LedgerService(ctx)
         self.principals = PrincipalService(ctx)
-        self.proposals = ProposalService(ctx, self.ledger)
+        self.graph = GraphService(ctx)
+        self.proposals = ProposalService(ctx, self.ledger, self.graph)
         self.runners = RunnerService(ctx, self.ledger, self.proposals)
 
     @classmethod

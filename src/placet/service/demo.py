@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def start(data_dir: Path, port: int, say: Callable[[str], None]) -> DemoWorld:
     settings = load_settings(data_dir)
     initialise(settings)
     cp = ControlPlane.open(settings)
+    with as_file(files("placet.service") / "data" / "demo-graph.yaml") as graph_file:
+        cp.graph.import_paths([graph_file], source="demo")
     world = DemoWorld(data_dir, f"http://127.0.0.1:{port}", cp, {})
     for name, kind, owner in [
         ("demo-owner", "human", None),

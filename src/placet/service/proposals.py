@@ -31,6 +31,7 @@ from placet.policy.input import build_input
 from placet.service.clock import rfc3339
 from placet.service.codec import decision_to_json, snapshot_from_json, snapshot_to_json
 from placet.service.context import Context
+from placet.service.graph import GraphService
 from placet.service.ledger import LedgerService
 from placet.store.tables import principals, proposals
 
@@ -103,9 +104,10 @@ def view(row: Any) -> dict[str, Any]:
 class ProposalService:
     """The lifecycle driven against the store, each transition with its statement."""
 
-    def __init__(self, ctx: Context, ledger: LedgerService) -> None:
+    def __init__(self, ctx: Context, ledger: LedgerService, graph: GraphService) -> None:
         self.ctx = ctx
         self.ledger = ledger
+        self.graph = graph
 
     # ---- helpers -------------------------------------------------------------------
 
@@ -254,13 +256,8 @@ class ProposalService:
         return view(stored), True
 
     def _assess(self, content: ProposalContent) -> dict[str, Any]:
-        # No System Graph yet: the assessment names the targets and no graph version.
-        targets = list(content.targets)
-        return {
-            "graph_version": None,
-            "targets": targets,
-            "blast_radius": {"nodes": targets, "count": len(targets)},
-        }
+        """Targets, blast radius and reachability against the current graph version."""
+        return self.graph.assess(content)
 
     def _decide(
         self,

@@ -101,3 +101,26 @@ checkpoints = Table(
     Column("note", Text, nullable=False),
     Column("created_at", String(32), nullable=False),
 )
+
+graph_sources = Table(
+    "graph_sources",
+    metadata,
+    Column("name", String(500), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("files", JSON, nullable=False),
+    Column("imported_at", String(32), nullable=False),
+    Column("imported_by", String(200)),
+)
+
+graph_versions = Table(
+    "graph_versions",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("sources", JSON, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("node_count", Integer, nullable=False),
+    Column("edge_count", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)

@@ -9,9 +9,14 @@
 #
 # This bundle says:
 #   1. deny destructive action kinds, in every environment;
-#   2. otherwise require one human approval for changes in production;
+#   2. otherwise require one human approval when any of these holds:
+#      - the change is in production;
+#      - a target is not in the System Graph (placet never allows blind);
+#      - the blast radius holds a revenue path or regulated data;
+#      - the blast radius is larger than max_blast_radius nodes;
 #   3. otherwise allow.
-# A deny always wins over an approval requirement, which wins over an allow.
+# A deny always wins over an approval requirement, which wins over an allow. Every
+# reason that applies is listed.
 #
 # If the decision is undefined (for instance the input has no environment) placet
 # fails closed: the proposal ends `failed` and nothing runs.
@@ -31,8 +36,11 @@ destructive_kinds := {
 # Environments in which every change needs a human's approval first.
 approval_environments := {"production"}
 
+# More affected nodes than this needs a human's approval.
+max_blast_radius := 25
+
 # One approval from any human who may approve (an empty any_of names no one in particular).
-production_approvals := {"count": 1, "any_of": []}
+one_approval := {"count": 1, "any_of": []}
 
 # allow and deny need no approvals.
 no_approvals := {"count": 0, "any_of": []}
@@ -40,6 +48,28 @@ no_approvals := {"count": 0, "any_of": []}
 kind := input.proposal.kind
 
 environment := input.proposal.environment
+
+
+approval_reasons contains sprintf("changes in %s need one human approval", [environment]) if {
+	environment in approval_environments
+}
+
+approval_reasons contains sprintf("target %s is not in the System Graph: a human must look", [t]) if {
+	some t in object.get(input, ["assessment", "unknown_targets"], [])
+}
+
+approval_reasons contains "the blast radius includes a revenue path" if {
+	object.get(input, ["assessment", "blast_radius", "revenue_path"], false) == true
+}
+
+approval_reasons contains sprintf("the blast radius holds regulated data: %s", [c]) if {
+	some c in object.get(input, ["assessment", "blast_radius", "data_classes"], [])
+}
+
+approval_reasons contains sprintf("the blast radius is %d nodes, more than %d", [n, max_blast_radius]) if {
+	n := object.get(input, ["assessment", "blast_radius", "count"], 0)
+	n > max_blast_radius
+}
 
 decision := {
 	"outcome": "deny",
@@ -49,10 +79,10 @@ decision := {
 	kind in destructive_kinds
 } else := {
 	"outcome": "require_approval",
-	"reasons": [sprintf("changes in %s need one human approval", [environment])],
-	"approvals": production_approvals,
+	"reasons": sort([r | some r in approval_reasons]),
+	"approvals": one_approval,
 } if {
-	environment in approval_environments
+	count(approval_reasons) > 0
 } else := {
 	"outcome": "allow",
 	"reasons": [sprintf("no rule requires approval in %s", [environment])],
