@@ -41,6 +41,10 @@ def test_import_query_and_read(world: World) -> None:
         assert "frontend" in {n["id"] for n in blast["nodes"]}
         reach = human.get("/v1/graph/reach", params={"node": "cartservice"}).json()
         assert reach["reachable"] and reach["entry_point"] == "frontend"
+        deps = human.get("/v1/graph/dependencies", params={"node": "frontend"}).json()
+        assert "cartservice" in {n["id"] for n in deps["nodes"]}
+        owners = human.get("/v1/graph/owners", params={"path": ["src/frontend/x.go"]}).json()
+        assert owners["paths"][0]["path"] == "src/frontend/x.go"
         dot = human.get("/v1/graph", params={"format": "dot"})
         assert dot.status_code == 200 and dot.text.startswith("digraph")
         assert human.get("/v1/graph/versions").json()["items"][0]["id"] == report["version"]["id"]

@@ -70,3 +70,15 @@ def test_a_directory_of_ten_thousand_files_shows_progress(data_dir: Path, tmp_pa
         n["id"] == "big-service"
         for n in json.loads(cli("graph", "show", "--data-dir", str(data_dir)).stdout)["nodes"]
     )
+
+
+def test_deps_and_owners(data_dir: Path, tmp_path: Path) -> None:
+    d = ["--data-dir", str(data_dir)]
+    manifests = DATA / "online-boutique" / "kubernetes-manifests.yaml"
+    assert cli("graph", "import", str(manifests), "--source", "k8s", *d).returncode == 0
+    deps = json.loads(cli("graph", "deps", "checkoutservice", "--json", *d).stdout)
+    assert "paymentservice" in {n["id"] for n in deps["nodes"]}
+    codeowners = DATA / "online-boutique" / "CODEOWNERS"
+    assert cli("graph", "import", str(codeowners), "--source", "owners", *d).returncode == 0
+    owners = json.loads(cli("graph", "owners", "src/frontend/main.go", "--json", *d).stdout)
+    assert owners["paths"][0]["path"] == "src/frontend/main.go" and owners["owners"]

@@ -72,3 +72,31 @@ def test_the_assessment_is_evidence_and_feeds_policy(plane: ControlPlane, tokens
     blind, _ = plane.proposals.propose(agent, {**body, "targets": ["ghost"]})
     assert blind["state"] == "pending_approval"
     assert any("not in the System Graph" in r for r in blind["decision"]["reasons"])
+
+
+def test_dependencies_go_forward(plane: ControlPlane) -> None:
+    plane.graph.import_paths([BOUTIQUE], source="boutique")
+    deps = plane.graph.dependencies("frontend")
+    ids = {n["id"] for n in deps["nodes"]}
+    assert {"cartservice", "productcatalogservice", "redis-cart"} <= ids
+    near = plane.graph.dependencies("frontend", depth=1)
+    assert "redis-cart" not in {n["id"] for n in near["nodes"]}  # two hops away
+    with pytest.raises(NotFound):
+        plane.graph.dependencies("ghost")
+
+
+def test_changed_paths_map_to_nodes_and_codeowners(plane: ControlPlane, tmp_path: Path) -> None:
+    overlay = tmp_path / "placet-graph.yaml"
+    overlay.write_text(
+        "placet-graph: v1\nnodes:\n"
+        "  cartservice: {kind: service, owner: team:cart, source_paths: [src/cartservice/]}\n"
+    )
+    plane.graph.import_paths([overlay, DATA / "online-boutique" / "CODEOWNERS"], source="own")
+    result = plane.graph.owners(["src/cartservice/src/CartStore.cs", "README.md"])
+    cart, readme = result["paths"]
+    assert cart["nodes"] == ["cartservice"]
+    assert "team:cart" in cart["owners"]
+    assert readme["nodes"] == []
+    assert readme["owners"]  # CODEOWNERS still names who answers for it
+    with pytest.raises(InputError):
+        plane.graph.owners([])

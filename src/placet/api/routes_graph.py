@@ -106,6 +106,20 @@ async def blast(
     return await run_in_threadpool(plane(request).graph.blast, node, depth, kind)
 
 
+@router.get("/dependencies", summary="What a node depends on (forward)")
+async def dependencies(
+    request: Request, who: Caller, node: str, depth: Annotated[int | None, Query(ge=0)] = None
+) -> dict[str, Any]:
+    return await run_in_threadpool(plane(request).graph.dependencies, node, depth)
+
+
+@router.get("/owners", summary="Changed file paths to owning nodes and owners")
+async def owners(
+    request: Request, who: Caller, path: Annotated[list[str], Query()]
+) -> dict[str, Any]:
+    return await run_in_threadpool(plane(request).graph.owners, path)
+
+
 @router.get("/reach", summary="Is the node reachable from an internet-facing entry point")
 async def reach(request: Request, who: Caller, node: str) -> dict[str, Any]:
     return await run_in_threadpool(plane(request).graph.reach, node)

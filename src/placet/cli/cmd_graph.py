@@ -142,6 +142,40 @@ def _print_blast(result: dict[str, Any]) -> None:
     )
 
 
+@graph_app.command("deps")
+def deps(
+    node: Annotated[str, typer.Argument(help="Node id.")],
+    depth: Annotated[int | None, typer.Option(help="At most this many hops.")] = None,
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """What a node depends on: everything whose change would affect it."""
+    result = _service(data_dir).dependencies(node, depth)
+    if json:
+        print_json(result)
+        return
+    _print_blast(result)
+
+
+@graph_app.command("owners")
+def owners(
+    paths: Annotated[list[str], typer.Argument(help="Changed file paths (repository-relative).")],
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Which nodes hold these changed files, and who owns them (source paths, CODEOWNERS)."""
+    result = _service(data_dir).owners(paths)
+    if json:
+        print_json(result)
+        return
+    table = Table("path", "nodes", "owners")
+    for item in result["paths"]:
+        table.add_row(
+            item["path"], ", ".join(item["nodes"]) or "-", ", ".join(item["owners"]) or "-"
+        )
+    console.print(table)
+
+
 @graph_app.command("reach")
 def reach(
     node: Annotated[str, typer.Argument(help="Node id.")],

@@ -18,7 +18,8 @@ from placet.domain.proposal import ProposalContent
 from placet.graph.codec import result_from_json, result_to_json
 from placet.graph.importers import registry
 from placet.graph.merge import merge
-from placet.graph.model import ImportResult
+from placet.graph.model import ImportResult, OwnershipRule
+from placet.graph.ownership import ownership_rules, owning
 from placet.graph.queries import GraphIndex
 from placet.graph.version import Graph
 from placet.service.clock import rfc3339
@@ -39,6 +40,7 @@ class Current:
     created_at: str
     graph: Graph
     index: GraphIndex
+    rules: tuple[OwnershipRule, ...]
 
 
 class GraphService:
@@ -177,14 +179,20 @@ class GraphService:
         with self._lock:
             if self._current is not None and self._current.id == latest.id:
                 return self._current
-            graph = merge(result_from_json(f) for r in rows for f in r.facts)
+            results = [result_from_json(f) for r in rows for f in r.facts]
+            graph = merge(results)
             if graph.digest != latest.digest:
                 raise RuntimeError(
                     f"graph sources do not merge to version {latest.id} "
                     f"({graph.digest} != {latest.digest})"
                 )
             self._current = Current(
-                latest.id, latest.digest, latest.created_at, graph, GraphIndex(graph)
+                latest.id,
+                latest.digest,
+                latest.created_at,
+                graph,
+                GraphIndex(graph),
+                ownership_rules(results),
             )
             return self._current
 
@@ -266,6 +274,23 @@ class GraphService:
         current = self._require()
         result = current.index.blast(list(nodes), depth=depth, kinds=_edge_kinds(kinds))
         return {**result.as_dict(), "version": current.digest, "version_id": current.id}
+
+    def dependencies(self, node: str, depth: int | None = None) -> dict[str, Any]:
+        """What ``node`` depends on (forward): a change to any of these affects it."""
+        if depth is not None and depth < 0:
+            raise InputError("depth", "must be 0 (the node only) or more")
+        current = self._require()
+        if node not in current.graph.nodes:
+            raise NotFound("graph node", node)
+        result = current.index.dependencies(node, depth=depth)
+        return {**result.as_dict(), "version": current.digest, "version_id": current.id}
+
+    def owners(self, paths: Sequence[str]) -> dict[str, Any]:
+        """Changed file paths to the nodes whose source paths hold them, and their owners."""
+        if not paths:
+            raise InputError("path", "name at least one file path")
+        current = self._require()
+        return {"version": current.digest, **owning(current.graph, current.rules, paths)}
 
     def reach(self, node: str) -> dict[str, Any]:
         current = self._require()
