@@ -13,9 +13,19 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from placet.cli.common import DataDir, Json, console, err_console, open_plane, print_json
+from placet.cli.common import (
+    DataDir,
+    Json,
+    Server,
+    Token,
+    console,
+    err_console,
+    open_plane,
+    print_json,
+)
 
 if TYPE_CHECKING:
+    from placet.service.client import HttpGraph
     from placet.service.graph import GraphService
 
 graph_app = typer.Typer(
@@ -52,7 +62,14 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     yield lines
 
 
-def _service(data_dir: Path | None) -> GraphService:
+def _service(
+    data_dir: Path | None, server: str | None = None, token: str | None = None
+) -> GraphService | HttpGraph:
+    """The HTTP API when a server is named, else the local data dir."""
+    if server:
+        from placet.service.client import HttpGraph
+
+        return HttpGraph(server, token)
     return open_plane(data_dir).graph
 
 
@@ -73,10 +90,12 @@ def import_(
         ),
     ] = None,
     data_dir: DataDir = None,
+    server: Server = None,
+    token: Token = None,
     json: Json = False,
 ) -> None:
     """Import catalogs, manifests, compose files, traces, CODEOWNERS and workflows as one source."""
-    service = _service(data_dir)
+    service = _service(data_dir, server, token)
     with _progress(enabled=not json) as progress:
         report = service.import_paths(paths, format, source, progress=progress)
     if json:
@@ -103,9 +122,11 @@ def import_(
 def show(
     format: Annotated[str, typer.Option("--format", help="json, dot or mermaid.")] = "json",
     data_dir: DataDir = None,
+    server: Server = None,
+    token: Token = None,
 ) -> None:
     """Print the current graph as JSON, Graphviz dot or a Mermaid flowchart."""
-    shown = _service(data_dir).show(format)
+    shown = _service(data_dir, server, token).show(format)
     if isinstance(shown, str):
         sys.stdout.write(shown if shown.endswith("\n") else shown + "\n")
     else:
@@ -120,10 +141,12 @@ def blast(
         list[str] | None, typer.Option("--kind", help="Follow only these edge kinds (repeatable).")
     ] = None,
     data_dir: DataDir = None,
+    server: Server = None,
+    token: Token = None,
     json: Json = False,
 ) -> None:
     """Who is affected if these nodes change: dependents with distance and one shortest path."""
-    result = _service(data_dir).blast(nodes, depth, kind)
+    result = _service(data_dir, server, token).blast(nodes, depth, kind)
     if json:
         print_json(result)
         return
@@ -147,10 +170,12 @@ def deps(
     node: Annotated[str, typer.Argument(help="Node id.")],
     depth: Annotated[int | None, typer.Option(help="At most this many hops.")] = None,
     data_dir: DataDir = None,
+    server: Server = None,
+    token: Token = None,
     json: Json = False,
 ) -> None:
     """What a node depends on: everything whose change would affect it."""
-    result = _service(data_dir).dependencies(node, depth)
+    result = _service(data_dir, server, token).dependencies(node, depth)
     if json:
         print_json(result)
         return
@@ -161,10 +186,12 @@ def deps(
 def owners(
     paths: Annotated[list[str], typer.Argument(help="Changed file paths (repository-relative).")],
     data_dir: DataDir = None,
+    server: Server = None,
+    token: Token = None,
     json: Json = False,
 ) -> None:
     """Which nodes hold these changed files, and who owns them (source paths, CODEOWNERS)."""
-    result = _service(data_dir).owners(paths)
+    result = _service(data_dir, server, token).owners(paths)
     if json:
         print_json(result)
         return
@@ -180,10 +207,12 @@ def owners(
 def reach(
     node: Annotated[str, typer.Argument(help="Node id.")],
     data_dir: DataDir = None,
+    server: Server = None,
+    token: Token = None,
     json: Json = False,
 ) -> None:
     """Is the node reachable from an internet-facing entry point, and by which path."""
-    result = _service(data_dir).reach(node)
+    result = _service(data_dir, server, token).reach(node)
     if json:
         print_json(result)
         return
@@ -196,9 +225,11 @@ def reach(
 
 
 @graph_app.command("conflicts")
-def conflicts(data_dir: DataDir = None, json: Json = False) -> None:
+def conflicts(
+    data_dir: DataDir = None, server: Server = None, token: Token = None, json: Json = False
+) -> None:
     """Where sources disagree (owners, kinds, tiers, edges); nothing is overwritten."""
-    result = _service(data_dir).conflicts()
+    result = _service(data_dir, server, token).conflicts()
     if json:
         print_json(result)
         return
@@ -208,9 +239,11 @@ def conflicts(data_dir: DataDir = None, json: Json = False) -> None:
 
 
 @graph_app.command("versions")
-def versions(data_dir: DataDir = None, json: Json = False) -> None:
+def versions(
+    data_dir: DataDir = None, server: Server = None, token: Token = None, json: Json = False
+) -> None:
     """Every graph version, newest first."""
-    items = _service(data_dir).versions()
+    items = _service(data_dir, server, token).versions()
     if json:
         print_json(items)
         return

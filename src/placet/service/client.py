@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -130,3 +132,83 @@ class HttpBackend:
     def evidence(self, proposal_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/proposals/{proposal_id}/evidence")
         return result
+
+
+class HttpGraph:
+    """The System Graph through the HTTP API: the same calls as the local GraphService."""
+
+    def __init__(self, server: str, token: str | None) -> None:
+        self.api = HttpBackend(server, token, timeout=300.0)
+
+    def import_paths(
+        self,
+        paths: Sequence[Path],
+        fmt: str | None = None,
+        source: str | None = None,
+        by: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Upload the files under ``paths`` (paths relative to each argument) as one source."""
+        files: list[tuple[str, tuple[str, bytes, str]]] = []
+        listed = [(p, f) for p in paths for f in _files_under(p)]
+        for done, (root, file) in enumerate(listed, 1):
+            relative = file.name if root.is_file() else file.relative_to(root).as_posix()
+            files.append(("files", (relative, file.read_bytes(), "application/octet-stream")))
+            if progress is not None:
+                progress(done, len(listed))
+        data = {"source": source or ",".join(str(p.resolve()) for p in paths)}
+        if fmt:
+            data["format"] = fmt
+        result: dict[str, Any] = self.api._call("POST", "/v1/graph/imports", data=data, files=files)
+        return result
+
+    def _get(self, endpoint: str, **params: Any) -> Any:
+        return self.api._call(
+            "GET", endpoint, params={k: v for k, v in params.items() if v is not None}
+        )
+
+    def show(self, fmt: str = "json") -> Any:
+        if fmt == "json":
+            return self._get("/v1/graph")["graph"]
+        response = self.api.http.get("/v1/graph", params={"format": fmt})
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, str(response.json().get("detail")))
+        return response.text
+
+    def versions(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._get("/v1/graph/versions")["items"]
+        return items
+
+    def conflicts(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/v1/graph/conflicts")
+        return result
+
+    def blast(
+        self, nodes: Sequence[str], depth: int | None = None, kinds: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._get(
+            "/v1/graph/blast", node=list(nodes), depth=depth, kind=list(kinds) if kinds else None
+        )
+        return result
+
+    def dependencies(self, node: str, depth: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/v1/graph/dependencies", node=node, depth=depth)
+        return result
+
+    def owners(self, paths: Sequence[str]) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/v1/graph/owners", path=list(paths))
+        return result
+
+    def reach(self, node: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/v1/graph/reach", node=node)
+        return result
+
+
+def _files_under(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(f for f in path.rglob("*") if f.is_file() and ".git" not in f.parts)
+    from placet.domain.errors import InputError
+
+    raise InputError(str(path), "no such file or directory")
