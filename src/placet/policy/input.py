@@ -178,7 +178,7 @@ def sample_input(*, kind: str = "restart", environment: str = "staging") -> dict
                 "id": "service:checkout",
                 "known": True,
                 "kind": "service",
-                "owner": "team:payments",
+                "owners": ["team:payments"],
                 "tier": "2",
                 "tags": [],
                 "reach": {
