@@ -7,12 +7,33 @@ import sys
 import typer
 
 from placet.cli import cmd_admin, cmd_evidence, cmd_graph, cmd_proposals, cmd_runner, demo
-from placet.domain.errors import NotInitialised, PlacetError
+from placet.domain.errors import (
+    Conflict,
+    Forbidden,
+    IllegalTransition,
+    InputError,
+    NotFound,
+    NotInitialised,
+    PlacetError,
+    Unauthenticated,
+)
+from placet.domain.signing import SignatureError
 from placet.service.client import ApiError, ServerError
 
 # Typer vendors Click; its usage errors derive from the vendored ClickException.
 CLICK_ERROR: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+# Errors that mean "your request is wrong": one line, exit 2 (others exit 1).
+CALLER_ERRORS = (
+    InputError,
+    Forbidden,
+    NotFound,
+    Conflict,
+    IllegalTransition,
+    Unauthenticated,
+    SignatureError,
 )
 
 app = typer.Typer(
@@ -53,8 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), 2 if 400 <= exc.status < 500 else 1)
     except (ServerError, NotInitialised) as exc:
         _fail(str(exc), 1 if isinstance(exc, ServerError) else 2)
-    except PlacetError as exc:
-        _fail(str(exc), 1 if type(exc) is PlacetError else 2)
+    except CALLER_ERRORS as exc:
+        _fail(str(exc), 2)
+    except PlacetError as exc:  # our failure, not the caller's
+        _fail(str(exc), 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     if isinstance(result, int) and result:

@@ -153,6 +153,8 @@ class HttpGraph:
         listed = [(p, f) for p in paths for f in _files_under(p)]
         for done, (root, file) in enumerate(listed, 1):
             relative = file.name if root.is_file() else file.relative_to(root).as_posix()
+            if len(paths) > 1:  # keep files of different arguments apart
+                relative = f"{paths.index(root)}-{root.name}/{relative}"
             files.append(("files", (relative, file.read_bytes(), "application/octet-stream")))
             if progress is not None:
                 progress(done, len(listed))
@@ -208,7 +210,9 @@ def _files_under(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(f for f in path.rglob("*") if f.is_file() and ".git" not in f.parts)
+        from placet.graph.importers.registry import walk
+
+        return walk([path])
     from placet.domain.errors import InputError
 
     raise InputError(str(path), "no such file or directory")

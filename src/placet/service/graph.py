@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import select
 
 from placet.domain.canonical import digest_of
-from placet.domain.errors import InputError, NotFound
+from placet.domain.errors import InputError, NotFound, PlacetError
 from placet.domain.ids import new_id
 from placet.domain.proposal import ProposalContent
 from placet.graph.codec import result_from_json, result_to_json
+from placet.graph.errors import GraphInputError
 from placet.graph.importers import registry
 from placet.graph.merge import merge
 from placet.graph.model import ImportResult, OwnershipRule
@@ -29,6 +30,10 @@ from placet.store.tables import graph_sources, graph_versions
 Progress = Callable[[int, int], None]
 MAX_UPLOAD_FILES = 20_000
 BLAST_LISTED = 200  # nodes listed in an assessment; the counts and roll-ups cover all
+
+
+class GraphIntegrityError(PlacetError):
+    """The stored sources no longer merge to the newest version's digest: refuse to use it."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +101,13 @@ class GraphService:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
             files_in = registry.walk([root])
-            plan = registry.plan(files_in, fmt)
-            results = registry.run(plan, source)
+            try:
+                plan = registry.plan(files_in, fmt)
+                results = registry.run(plan, source)
+            except GraphInputError as exc:  # name the uploaded path, not the temp dir
+                raise GraphInputError(
+                    exc.file.removeprefix(str(root) + "/"), exc.problem, exc.line
+                ) from None
             results = [_relative(r, root) for r in results]
             return self._store(source, results, [f for f, _ in files], by)
 
@@ -182,7 +192,7 @@ class GraphService:
             results = [result_from_json(f) for r in rows for f in r.facts]
             graph = merge(results)
             if graph.digest != latest.digest:
-                raise RuntimeError(
+                raise GraphIntegrityError(
                     f"graph sources do not merge to version {latest.id} "
                     f"({graph.digest} != {latest.digest})"
                 )
