@@ -47,7 +47,7 @@ from placet.graph.importers.compose_fields import (
     service_kind,
 )
 from placet.graph.importers.hints import counts, host_refs
-from placet.graph.importers.yamlmarks import MarkedList, MarkedMap, load_documents
+from placet.graph.importers.yamllines import MarkedList, MarkedMap, load_documents
 from placet.graph.model import (
     EdgeFact,
     EdgeKind,

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from placet.graph.importers.hints import image_repository, kind_from_words
-from placet.graph.importers.yamlmarks import MarkedMap
+from placet.graph.importers.yamllines import MarkedMap
 from placet.graph.model import INTERNET_FACING, NodeFact, NodeKind
 
 EXPOSED = "exposed"

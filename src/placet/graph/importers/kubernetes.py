@@ -40,7 +40,7 @@ from placet.graph.errors import GraphInputError
 from placet.graph.importers.hints import image_repository, kind_from_words
 from placet.graph.importers.kubernetes_calls import ConfigMap, Workload, workload_calls
 from placet.graph.importers.kubernetes_netpol import Pods, Policy, policy_facts
-from placet.graph.importers.yamlmarks import MarkedList, MarkedMap, load_documents
+from placet.graph.importers.yamllines import MarkedList, MarkedMap, load_documents
 from placet.graph.model import (
     INTERNET_FACING,
     EdgeFact,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from placet.graph.importers.hints import counts, host_refs
-from placet.graph.importers.yamlmarks import MarkedList, MarkedMap
+from placet.graph.importers.yamllines import MarkedList, MarkedMap
 from placet.graph.model import (
     Coverage,
     Direction,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from placet.graph.importers.hints import kind_from_words
-from placet.graph.importers.yamlmarks import MarkedList, MarkedMap
+from placet.graph.importers.yamllines import MarkedList, MarkedMap, plain
 from placet.graph.model import (
     Coverage,
     Direction,
@@ -243,13 +243,13 @@ class _Run:
                         self._edge(policy, caller.node, target.node, peer_line, ports)
 
     def _unresolved(self, policy: Policy, peer: Any, line: int, targets: list[Pods]) -> None:
-        what = f"peer {_plain(peer)}"
+        what = f"peer {plain(peer)}"
         if isinstance(peer, MarkedMap) and isinstance(peer.get("ipBlock"), MarkedMap):
-            what = f"ipBlock {_plain(peer['ipBlock'])}"
+            what = f"ipBlock {plain(peer['ipBlock'])}"
         elif isinstance(peer, MarkedMap) and "namespaceSelector" in peer:
-            what = f"namespaceSelector {_plain(peer['namespaceSelector'])}"
+            what = f"namespaceSelector {plain(peer['namespaceSelector'])}"
             if "podSelector" in peer:
-                what += f" with podSelector {_plain(peer['podSelector'])}"
+                what += f" with podSelector {plain(peer['podSelector'])}"
         names = ", ".join(t.node for t in targets) or "no pods"
         self.out.warnings.append(
             ImportWarning(
@@ -297,11 +297,3 @@ class _Run:
                 "ports": sorted({str(p) for p in ports}),
             },
         )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
