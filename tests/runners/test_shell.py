@@ -15,13 +15,13 @@ from placet.runners.shell import child_environment, not_started, run
 from .helpers import python, wait_gone
 
 SPAWN_GRANDCHILD = """
-import subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+import signal, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
 with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(f"{__import__('os').getpid()} {child.pid}")
 __import__('os').replace(sys.argv[1] + ".tmp", sys.argv[1])
 if sys.argv[2] == "wait":
-    time.sleep(600)
+    signal.pause()
 """
 
 
@@ -84,7 +84,7 @@ def test_children_left_behind_by_a_finished_program_are_killed(tmp_path: Path) -
 def test_cancel_stops_the_program(tmp_path: Path) -> None:
     cancel = threading.Event()
     cancel.set()
-    result = run(python("import time; time.sleep(600)"), cwd=tmp_path, cancel=cancel)
+    result = run(python("import signal; signal.pause()"), cwd=tmp_path, cancel=cancel)
     assert result.cancelled
     assert result.exit_code is None
     assert not result.ok
