@@ -130,8 +130,18 @@ class GraphService:
                     "imported_by": by,
                 },
             )
-            rows = conn.execute(select(graph_sources).order_by(graph_sources.c.name)).all()
-            graph = merge(result_from_json(f) for r in rows for f in r.facts)
+            rows = conn.execute(
+                select(graph_sources.c.name, graph_sources.c.digest).order_by(graph_sources.c.name)
+            ).all()
+            # This source's facts are in hand; only the others are read back and decoded.
+            others = conn.execute(
+                select(graph_sources.c.name, graph_sources.c.facts).where(
+                    graph_sources.c.name != name
+                )
+            ).all()
+            by_source = {r.name: [result_from_json(f) for f in r.facts] for r in others}
+            by_source[name] = results
+            graph = merge(res for source in sorted(by_source) for res in by_source[source])
             latest = conn.execute(
                 select(graph_versions.c.id, graph_versions.c.digest)
                 .order_by(graph_versions.c.id.desc())
