@@ -94,6 +94,11 @@ from placet.service.control_plane import ControlPlane, initialise
 TARGET_S = 10.0
 # What a `placet graph import` process imports before it reads a file.
 STARTUP = "import placet.cli.main, placet.service.control_plane"
+# `python -m placet ARGS` with the cyclic garbage collector disabled first.
+GC_OFF = (
+    "import gc, runpy, sys; gc.disable(); sys.argv[0] = 'placet'; "
+    "runpy.run_module('placet', run_name='__main__', alter_sys=True)"
+)
 LAYOUTS = ("grouped", "per-entity")
 API_VERSION = "backstage.io/v1alpha1"
 SECOND_NAMESPACE = "platform"
@@ -759,18 +764,57 @@ def _decode(facts: list[dict[str, Any]]) -> list[ImportResult]:
     return [result_from_json(f) for f in facts]
 
 
-def service_import(catalog: Catalog, work: Path, runs: int) -> dict[str, Any]:
-    """``GraphService.import_paths`` of the catalog directory, in process, fresh data dir."""
+class GcClock:
+    """Time spent in CPython's cyclic garbage collector, per generation, while installed."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._began
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def service_import(catalog: Catalog, work: Path, runs: int, gc_on: bool) -> dict[str, Any]:
+    """``GraphService.import_paths`` of the catalog directory, in process, fresh data dir;
+    how long the cyclic GC ran meanwhile, or (``gc_on`` false) the import with it disabled."""
     samples = []
+    clocks = []
     for run in range(runs):
-        settings = load_settings(work / f"service-{run}")
+        settings = load_settings(work / f"service-{int(gc_on)}-{run}")
         initialise(settings)
         plane = ControlPlane.open(settings)
         _clear_ref_cache()
         gc.collect()
-        sample, _ = timed(partial(plane.graph.import_paths, [catalog.directory], source="bench"))
+        if not gc_on:
+            gc.disable()
+        try:
+            with GcClock() as clock:
+                sample, _ = timed(
+                    partial(plane.graph.import_paths, [catalog.directory], source="bench")
+                )
+        finally:
+            gc.enable()
         samples.append(sample)
-    return figure(samples)
+        clocks.append(clock)
+    out = figure(samples)
+    if gc_on:
+        out["gc_s"] = round(statistics.median(sum(c.seconds) for c in clocks), 3)
+        out["gc_full_collections"] = statistics.median(c.collections[2] for c in clocks)
+        out["gc_full_s"] = round(statistics.median(c.seconds[2] for c in clocks), 3)
+    return out
 
 
 def placet(*args: str) -> list[str]:
@@ -794,16 +838,18 @@ def fresh_data_dir(work: Path, label: str) -> Path:
     return data_dir
 
 
-def cli_import(target: Path, work: Path, runs: int, counts: tuple[int, int]) -> dict[str, Any]:
-    """(c) ``placet graph import TARGET`` as a process, each run into a fresh data dir."""
+def cli_import(
+    target: Path, work: Path, runs: int, counts: tuple[int, int], gc_on: bool = True
+) -> dict[str, Any]:
+    """(c) ``placet graph import TARGET`` as a process, each run into a fresh data dir; with
+    ``gc_on`` false, the same process with the cyclic GC disabled before placet starts."""
     samples = []
     report: dict[str, Any] = {}
     for run in range(runs):
         data_dir = fresh_data_dir(work, f"cli-{run}")
-        command = placet(
-            *("graph", "import", str(target), "--source", "bench"),
-            *("--data-dir", str(data_dir), "--json"),
-        )
+        args = ["graph", "import", str(target), "--source", "bench"]
+        args += ["--data-dir", str(data_dir), "--json"]
+        command = placet(*args) if gc_on else [sys.executable, "-c", GC_OFF, *args]
         sample, done = timed(partial(run_cli, command), child=True)
         samples.append(sample)
         report = json.loads(done.stdout)
@@ -944,9 +990,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             say(f"   refs by form: {catalog.refs} (generated in {gen_s:.1f} s)")
             parts, counts = in_process(catalog, args.repeat)
             result |= parts
-            result["service_import_dir"] = service_import(catalog, work, args.repeat)
+            result["service_import_dir"] = service_import(catalog, work, args.repeat, True)
+            result["service_import_dir_gc_off"] = service_import(catalog, work, args.repeat, False)
             result["cli_root"] = cli_import(catalog.root, work, args.repeat, counts)
             result["cli_dir"] = cli_import(catalog.directory, work, args.repeat, counts)
+            result["cli_dir_gc_off"] = cli_import(
+                catalog.directory, work, args.repeat, counts, gc_on=False
+            )
             result["cli_startup"] = startup(args.repeat)
             say(report(result))
             missed = max(result["cli_root"]["median_s"], result["cli_dir"]["median_s"]) > TARGET_S
@@ -985,8 +1035,13 @@ def report(r: dict[str, Any]) -> str:
         f"{mdi['warnings']} warnings",
         _row("(c) placet graph import ROOT-LOCATION (process)", r["cli_root"]),
         _row("(c) placet graph import DIRECTORY (process)", r["cli_dir"]),
+        _row("    the same with the GC disabled before placet starts", r["cli_dir_gc_off"]),
         _row("    process start + the CLI's imports alone", r["cli_startup"]),
         _row("    GraphService.import_paths(DIRECTORY), in process", r["service_import_dir"]),
+        f"       of which in the cyclic GC: {r['service_import_dir']['gc_s']:.3f} s "
+        f"({r['service_import_dir']['gc_full_collections']:g} full collections: "
+        f"{r['service_import_dir']['gc_full_s']:.3f} s)",
+        _row("    the same with the GC disabled (gc.disable())", r["service_import_dir_gc_off"]),
         "   GraphService.import_paths(DIRECTORY) step by step (in process, no SQL):",
         _row("      registry.walk + plan", r["walk_and_detect"]),
         _row("      backstage.parse(every file)", r["importer_every_file"]),
