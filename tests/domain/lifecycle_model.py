@@ -23,6 +23,8 @@ DESIGNED: dict[str, tuple[frozenset[State | None], Stage]] = {
     "decide": (frozenset({State.ASSESSED, State.VALIDATING}), Stage.DECISION),
     "approve": (frozenset({State.PENDING_APPROVAL}), Stage.APPROVAL),
     "deny": (frozenset({State.PENDING_APPROVAL}), Stage.APPROVAL),
+    # the escalation group joins the eligible approvers; the proposal stays pending
+    "escalate": (frozenset({State.PENDING_APPROVAL}), Stage.APPROVAL),
     "cancel": (QUIET, Stage.CLOSURE),
     "lease": (frozenset({State.AUTHORIZED}), Stage.CAPSULE),
     "report_execution": (frozenset({State.EXECUTING}), Stage.EXECUTION),

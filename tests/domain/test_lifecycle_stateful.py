@@ -12,6 +12,7 @@ quorums, leases and success.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from hypothesis import event, settings
@@ -46,12 +47,13 @@ from placet.domain.proposal import ProposalContent
 from tests.domain.lifecycle_model import DESIGNED
 
 HUMAN, AGENT, RUNNER = PrincipalKind.HUMAN, PrincipalKind.AGENT, PrincipalKind.RUNNER
+APPROVER = "approver"
 HUMANS = [
-    Principal("h-alice", "alice", HUMAN, teams=("payments",)),
-    Principal("h-bob", "bob", HUMAN, roles=("sre",)),
-    Principal("h-carol", "carol", HUMAN, teams=("payments",), roles=("sre",)),
-    Principal("h-owen", "owen", HUMAN, roles=("sre",)),  # owns bot-1
-    Principal("h-olga", "olga", HUMAN, teams=("payments",)),  # owns bot-2
+    Principal("h-alice", "alice", HUMAN, teams=("payments",), roles=(APPROVER,)),
+    Principal("h-bob", "bob", HUMAN, roles=("sre",)),  # not an approver: always refused
+    Principal("h-carol", "carol", HUMAN, teams=("payments",), roles=("sre", APPROVER)),
+    Principal("h-owen", "owen", HUMAN, roles=("sre", APPROVER)),  # owns bot-1
+    Principal("h-olga", "olga", HUMAN, teams=("payments",), roles=(APPROVER,)),  # owns bot-2
 ]
 AGENTS = [
     Principal("a-1", "bot-1", AGENT, owner="owen"),
@@ -63,6 +65,10 @@ EVERYONE = HUMANS + AGENTS + RUNNERS
 RUNNER_IDS = {r.id for r in RUNNERS}
 MARKS = ["alice", "bob", "carol", "owen", "olga", "team:payments", "role:sre", "team:dba"]
 WRONG_DIGEST = "0" * 64
+# Time is not what this test varies (test_authority_properties does): every decision is
+# taken at T0 and every vote and lease follows within the default 24 h approval window.
+T0 = datetime(2026, 11, 26, 9, tzinfo=UTC)
+LATER = T0 + timedelta(minutes=10)
 
 OUTCOME_TARGET = {
     Outcome.ALLOW: State.AUTHORIZED,
@@ -82,10 +88,12 @@ SIMPLE_TARGET = {
 
 principals = st.sampled_from(EVERYONE)
 which = st.integers(min_value=0, max_value=2)
+# the selectors need no resolving here: what policy named is who is eligible
+named = st.one_of(st.just(()), st.lists(st.sampled_from(MARKS), max_size=3).map(tuple))
 requirements = st.builds(
-    Requirement,
-    count=st.integers(min_value=0, max_value=3),
-    any_of=st.one_of(st.just(()), st.lists(st.sampled_from(MARKS), max_size=3).map(tuple)),
+    lambda count, marks: Requirement(count=count, from_=marks, eligible=marks),
+    st.integers(min_value=0, max_value=3),
+    named,
 )
 decisions = st.builds(
     Decision,
@@ -132,6 +140,7 @@ def _authorized(s: Snapshot) -> bool:
         if v.approve
         and v.digest == s.digest
         and v.by.kind is HUMAN
+        and APPROVER in v.by.roles
         and v.by.id != s.proposer.id
         and v.by.name != s.proposer.owner
         and decision.requirement.admits(v.by)
@@ -168,14 +177,14 @@ class Lifecycle(RuleBasedStateMachine):
             assert s.decision is not None
             if isinstance(ev, Deny) and not ev.reason.strip():
                 return "no reason"
-            if ev.by.kind is not HUMAN:
+            if ev.by.kind is not HUMAN or APPROVER not in ev.by.roles:
                 return "forbidden"
             if ev.by.id == proposer.id or ev.by.name == proposer.owner:
                 return "forbidden"
+            if not s.decision.requirement.admits(ev.by):  # denials too
+                return "forbidden"
             if ev.digest != s.digest or ev.by.id in t.votes_seen:
                 return "illegal vote"
-            if isinstance(ev, Approve) and not s.decision.requirement.admits(ev.by):
-                return "forbidden"
             return None
         if isinstance(ev, Cancel):
             if ev.by.kind is RUNNER or (ev.by.kind is AGENT and ev.by.id != proposer.id):
@@ -305,11 +314,12 @@ class Lifecycle(RuleBasedStateMachine):
         if s.state is State.ASSESSED and data.draw(st.booleans(), label="validate first"):
             return Validate()
         if s.state in (State.ASSESSED, State.VALIDATING):
-            return Decide(data.draw(decisions, label="decision"))
+            return Decide(data.draw(decisions, label="decision"), T0)
         if s.state is State.PENDING_APPROVAL:
-            return Approve(data.draw(st.sampled_from(HUMANS), label="approver"), s.digest)
+            return Approve(data.draw(st.sampled_from(HUMANS), label="approver"), s.digest, LATER)
         if s.state is State.AUTHORIZED:
-            return Lease(data.draw(st.sampled_from(RUNNERS), label="runner"), self._fresh_token())
+            runner = data.draw(st.sampled_from(RUNNERS), label="runner")
+            return Lease(runner, self._fresh_token(), LATER)
         ok = data.draw(st.sampled_from([True, True, True, False]), label="ok")
         runner = self._holder(t, data.draw(st.none() | st.sampled_from(RUNNERS), label="runner"))
         token = self._token(t, data.draw(tokens, label="token"))
@@ -355,21 +365,21 @@ class Lifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.tracked)
     @rule(i=which, decision=decisions)
     def decide(self, i: int, decision: Decision) -> None:
-        self._apply(self._pick(i), Decide(decision))
+        self._apply(self._pick(i), Decide(decision, T0))
 
     @precondition(lambda self: self.tracked)
     @rule(i=which, by=principals, right_digest=right_digest)
     def approve(self, i: int, by: Principal, right_digest: bool) -> None:
         t = self._pick(i)
         digest = t.machine.snapshot.digest if right_digest else WRONG_DIGEST
-        self._apply(t, Approve(by, digest))
+        self._apply(t, Approve(by, digest, LATER))
 
     @precondition(lambda self: self.tracked)
     @rule(i=which, by=principals, right_digest=right_digest, reason=reasons)
     def deny(self, i: int, by: Principal, right_digest: bool, reason: str) -> None:
         t = self._pick(i)
         digest = t.machine.snapshot.digest if right_digest else WRONG_DIGEST
-        self._apply(t, Deny(by, digest, reason))
+        self._apply(t, Deny(by, digest, reason, LATER))
 
     @precondition(lambda self: self.tracked)
     @rule(i=which, how=st.sampled_from(["cancel", "expire", "fail"]), by=principals, reason=reasons)
@@ -387,7 +397,7 @@ class Lifecycle(RuleBasedStateMachine):
     def lease(self, i: int, runner: Principal) -> None:
         t = self._pick(i)
         had_lease = t.leases > 0
-        accepted = self._apply(t, Lease(runner, self._fresh_token())) is not None
+        accepted = self._apply(t, Lease(runner, self._fresh_token(), LATER)) is not None
         if had_lease:
             assert not accepted, "a second lease was granted"
             event("second lease refused")
@@ -469,11 +479,11 @@ class Lifecycle(RuleBasedStateMachine):
             assert len(ids) == len(set(ids)) == len(t.votes_seen)
             for v in s.votes:
                 assert v.by.kind is HUMAN
+                assert APPROVER in v.by.roles
                 assert v.by.id != s.proposer.id
                 assert v.by.name != s.proposer.owner
                 assert v.digest == s.digest
-                if v.approve:
-                    assert s.decision.requirement.admits(v.by)
+                assert s.decision.requirement.admits(v.by)
 
     @invariant()
     def a_capsule_runs_at_most_once(self) -> None:

@@ -9,11 +9,28 @@ not allow raise :class:`IllegalTransition`; events from the wrong principal rais
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
+from placet.domain.authority import (
+    Decision,
+    Escalation,
+    Obligations,
+    Outcome,
+    Requirement,
+    Role,
+)
 from placet.domain.errors import Forbidden, IllegalTransition
 from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.proposal import ProposalContent
+
+__all__ = [
+    "Decision",
+    "Escalation",
+    "Obligations",
+    "Outcome",
+    "Requirement",
+]
 
 
 class State(enum.StrEnum):
@@ -53,14 +70,6 @@ class Stage(enum.StrEnum):
     CLOSURE = "closure"
 
 
-class Outcome(enum.StrEnum):
-    """What policy said."""
-
-    ALLOW = "allow"
-    REQUIRE_APPROVAL = "require_approval"
-    DENY = "deny"
-
-
 # The table: event name -> (states it is accepted in, stage it is recorded under).
 # Targets depend on the event's data and are computed in ProposalMachine.handle.
 TABLE: dict[str, tuple[frozenset[State | None], Stage]] = {
@@ -70,6 +79,7 @@ TABLE: dict[str, tuple[frozenset[State | None], Stage]] = {
     "decide": (frozenset({State.ASSESSED, State.VALIDATING}), Stage.DECISION),
     "approve": (frozenset({State.PENDING_APPROVAL}), Stage.APPROVAL),
     "deny": (frozenset({State.PENDING_APPROVAL}), Stage.APPROVAL),
+    "escalate": (frozenset({State.PENDING_APPROVAL}), Stage.APPROVAL),
     "cancel": (OPEN - RUNNING, Stage.CLOSURE),
     "lease": (frozenset({State.AUTHORIZED}), Stage.CAPSULE),
     "report_execution": (frozenset({State.EXECUTING}), Stage.EXECUTION),
@@ -79,43 +89,26 @@ TABLE: dict[str, tuple[frozenset[State | None], Stage]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """How many human approvals a decision needs, and from whom (names, ``team:T``, ``role:R``)."""
-
-    count: int = 1
-    any_of: tuple[str, ...] = ()
-
-    def admits(self, human: Principal) -> bool:
-        """Whether ``human`` is one of the approvers this requirement names."""
-        if not self.any_of:
-            return True
-        marks = {
-            human.name,
-            *(f"team:{t}" for t in human.teams),
-            *(f"role:{r}" for r in human.roles),
-        }
-        return bool(marks & set(self.any_of))
+def _when(at: datetime | None) -> str:
+    """An instant for messages: RFC 3339, UTC, to the second."""
+    if at is None:
+        return "(never)"
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Policy's answer, bound to the digest of the bundle that gave it."""
-
-    outcome: Outcome
-    reasons: tuple[str, ...] = ()
-    requirement: Requirement = field(default_factory=lambda: Requirement(count=0))
-    policy_digest: str = ""
+class Expired(IllegalTransition):
+    """The proposal's approval window has closed; the caller records the expiry."""
 
 
 @dataclass(frozen=True, slots=True)
 class Vote:
-    """A named human's yes or no, bound to one proposal digest."""
+    """A named human's yes or no, bound to one proposal digest, with when and why."""
 
     by: Principal
     approve: bool
     digest: str
     reason: str = ""
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +142,7 @@ class Validate:
 @dataclass(frozen=True, slots=True)
 class Decide:
     decision: Decision
+    at: datetime
     name = "decide"
 
 
@@ -156,6 +150,8 @@ class Decide:
 class Approve:
     by: Principal
     digest: str
+    at: datetime
+    reason: str = ""
     name = "approve"
 
 
@@ -164,7 +160,14 @@ class Deny:
     by: Principal
     digest: str
     reason: str
+    at: datetime
     name = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    at: datetime
+    name = "escalate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,7 @@ class Cancel:
 class Lease:
     runner: Principal
     fencing_token: int
+    at: datetime
     name = "lease"
 
 
@@ -216,6 +220,7 @@ Event = (
     | Decide
     | Approve
     | Deny
+    | Escalate
     | Cancel
     | Lease
     | ReportExecution
@@ -244,6 +249,8 @@ class Snapshot:
     content: ProposalContent | None = None
     digest: str = ""
     decision: Decision | None = None
+    decided_at: datetime | None = None
+    escalated: bool = False
     votes: tuple[Vote, ...] = ()
     lease: LeaseGrant | None = None
     leases_granted: int = 0
@@ -253,6 +260,44 @@ class Snapshot:
     def approvals(self) -> tuple[Vote, ...]:
         """The yes votes."""
         return tuple(v for v in self.votes if v.approve)
+
+    @property
+    def denials(self) -> tuple[Vote, ...]:
+        """The no votes."""
+        return tuple(v for v in self.votes if not v.approve)
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When an approval requirement lapses: decided_at + expires_in (None otherwise)."""
+        decision = self.decision
+        if (
+            decision is None
+            or self.decided_at is None
+            or decision.outcome is not Outcome.REQUIRE_APPROVAL
+        ):
+            return None
+        return self.decided_at + timedelta(seconds=decision.requirement.expires_in)
+
+    @property
+    def escalate_at(self) -> datetime | None:
+        """When the requirement escalates, if it can and has not yet."""
+        decision = self.decision
+        if decision is None or self.decided_at is None or self.escalated:
+            return None
+        escalation = decision.requirement.escalation
+        if decision.outcome is not Outcome.REQUIRE_APPROVAL or escalation is None:
+            return None
+        return self.decided_at + timedelta(seconds=escalation.after)
+
+    def expired(self, at: datetime) -> bool:
+        """Whether the approval window has closed at ``at`` for a proposal still waiting
+        to run (pending approval, or authorized by approvals but not yet leased)."""
+        deadline = self.deadline
+        return (
+            deadline is not None
+            and at >= deadline
+            and self.state in (State.PENDING_APPROVAL, State.AUTHORIZED)
+        )
 
 
 class ProposalMachine:
@@ -303,11 +348,23 @@ class ProposalMachine:
 
     def _on_decide(self, event: Decide) -> list[State]:
         decision = event.decision
-        if decision.outcome is Outcome.REQUIRE_APPROVAL and decision.requirement.count < 1:
-            raise IllegalTransition(
-                self._name(), "decide", "require_approval needs at least one approval"
-            )
-        self.snapshot = replace(self.snapshot, decision=decision)
+        requirement = decision.requirement
+        if decision.outcome is Outcome.REQUIRE_APPROVAL:
+            if requirement.count < 1:
+                raise IllegalTransition(
+                    self._name(), "decide", "require_approval needs at least one approval"
+                )
+            if requirement.from_ and not requirement.eligible:
+                raise IllegalTransition(
+                    self._name(),
+                    "decide",
+                    f"no one is eligible to approve: {', '.join(requirement.from_)} names nobody",
+                )
+            if requirement.expires_in < 1 or requirement.denials < 1:
+                raise IllegalTransition(
+                    self._name(), "decide", "expiry and denial quorum must be positive"
+                )
+        self.snapshot = replace(self.snapshot, decision=decision, decided_at=event.at)
         target = {
             Outcome.ALLOW: State.AUTHORIZED,
             Outcome.REQUIRE_APPROVAL: State.PENDING_APPROVAL,
@@ -317,14 +374,29 @@ class ProposalMachine:
             self.snapshot = replace(self.snapshot, reason="; ".join(decision.reasons))
         return [State.DECIDED, target]
 
-    def _check_voter(self, by: Principal, attempt: str, digest: str) -> None:
+    def _check_voter(self, by: Principal, attempt: str, digest: str, at: datetime) -> None:
         proposer = self.snapshot.proposer
-        assert proposer is not None
+        decision = self.snapshot.decision
+        assert proposer is not None and decision is not None
         if by.kind is not PrincipalKind.HUMAN:
             raise Forbidden(by.name, attempt, f"{by.kind.article} never approves or denies")
-        if by.id == proposer.id or (proposer.owner is not None and by.name == proposer.owner):
+        if Role.APPROVER.value not in by.roles:
+            raise Forbidden(by.name, attempt, "only humans with the approver role approve or deny")
+        requirement = decision.requirement
+        conflict = requirement.separation_conflict(by, proposer)
+        if conflict is not None:
+            raise Forbidden(by.name, attempt, conflict)
+        if not requirement.admits(by, self.snapshot.escalated):
             raise Forbidden(
-                by.name, attempt, "nobody decides on a proposal they or their agent made"
+                by.name,
+                attempt,
+                f"this decision needs approval from {requirement.wanted(self.snapshot.escalated)}",
+            )
+        if self.snapshot.expired(at):
+            raise Expired(
+                self._name(),
+                attempt,
+                f"its approval window closed at {_when(self.snapshot.deadline)}",
             )
         if digest != self.snapshot.digest:
             raise IllegalTransition(
@@ -336,25 +408,39 @@ class ProposalMachine:
             raise IllegalTransition(self._name(), attempt, f"{by.name} has already voted")
 
     def _on_approve(self, event: Approve) -> list[State]:
-        self._check_voter(event.by, "approve", event.digest)
+        self._check_voter(event.by, "approve", event.digest, event.at)
         decision = self.snapshot.decision
         assert decision is not None
-        if not decision.requirement.admits(event.by):
-            wanted = ", ".join(decision.requirement.any_of)
-            raise Forbidden(event.by.name, "approve", f"this decision needs approval from {wanted}")
-        votes = (*self.snapshot.votes, Vote(event.by, True, event.digest))
+        vote = Vote(event.by, True, event.digest, event.reason, event.at)
+        votes = (*self.snapshot.votes, vote)
         self.snapshot = replace(self.snapshot, votes=votes)
-        if sum(1 for v in votes if v.approve) >= decision.requirement.count:
+        if self._quorum():
             return [State.AUTHORIZED]
         return [State.PENDING_APPROVAL]
 
     def _on_deny(self, event: Deny) -> list[State]:
         if not event.reason.strip():
             raise IllegalTransition(self._name(), "deny", "a denial needs a reason")
-        self._check_voter(event.by, "deny", event.digest)
-        votes = (*self.snapshot.votes, Vote(event.by, False, event.digest, event.reason))
-        self.snapshot = replace(self.snapshot, votes=votes, reason=event.reason)
-        return [State.DENIED]
+        self._check_voter(event.by, "deny", event.digest, event.at)
+        decision = self.snapshot.decision
+        assert decision is not None
+        votes = (*self.snapshot.votes, Vote(event.by, False, event.digest, event.reason, event.at))
+        self.snapshot = replace(self.snapshot, votes=votes)
+        if len(self.snapshot.denials) >= decision.requirement.denials:
+            self.snapshot = replace(self.snapshot, reason=event.reason)
+            return [State.DENIED]
+        return [State.PENDING_APPROVAL]
+
+    def _on_escalate(self, event: Escalate) -> list[State]:
+        when = self.snapshot.escalate_at
+        if when is None:
+            raise IllegalTransition(self._name(), "escalate", "the decision has no escalation left")
+        if event.at < when:
+            raise IllegalTransition(
+                self._name(), "escalate", f"it escalates at {_when(when)}, not before"
+            )
+        self.snapshot = replace(self.snapshot, escalated=True)
+        return [State.PENDING_APPROVAL]
 
     def _on_cancel(self, event: Cancel) -> list[State]:
         proposer = self.snapshot.proposer
@@ -373,6 +459,17 @@ class ProposalMachine:
             raise Forbidden(event.runner.name, "lease", "only runners lease work")
         if not self.is_authorized():
             raise IllegalTransition(self._name(), "lease", "no allow and no approval quorum")
+        if self.snapshot.expired(event.at):
+            raise Expired(
+                self._name(), "lease", f"its approval lapsed at {_when(self.snapshot.deadline)}"
+            )
+        decision = self.snapshot.decision
+        assert decision is not None
+        window = decision.obligations.change_window
+        if window is not None and not window.contains(event.at):
+            raise IllegalTransition(
+                self._name(), "lease", f"outside its change window ({window.describe()})"
+            )
         if self.snapshot.leases_granted:
             raise IllegalTransition(self._name(), "lease", "its capsule was already leased once")
         self.snapshot = replace(
@@ -422,9 +519,27 @@ class ProposalMachine:
         if decision.outcome is Outcome.ALLOW:
             return True
         if decision.outcome is Outcome.REQUIRE_APPROVAL:
-            bound = [v for v in self.snapshot.approvals if v.digest == self.snapshot.digest]
-            return len(bound) >= decision.requirement.count
+            return self._quorum()
         return False
+
+    def _quorum(self) -> bool:
+        """Enough distinct humans approved the digest that runs."""
+        decision = self.snapshot.decision
+        assert decision is not None
+        bound = {v.by.id for v in self.snapshot.approvals if v.digest == self.snapshot.digest}
+        return len(bound) >= decision.requirement.count
+
+    def may_lease(self, at: datetime) -> bool:
+        """Whether a runner could take this proposal at ``at`` (authorized, not lapsed,
+        inside its change window)."""
+        if self.snapshot.state is not State.AUTHORIZED or self.snapshot.leases_granted:
+            return False
+        if not self.is_authorized() or self.snapshot.expired(at):
+            return False
+        decision = self.snapshot.decision
+        assert decision is not None
+        window = decision.obligations.change_window
+        return window is None or window.contains(at)
 
     def _name(self) -> str | None:
         return self.snapshot.state.value if self.snapshot.state else None

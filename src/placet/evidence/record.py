@@ -92,6 +92,34 @@ def principal_ref(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+@dataclass
+class Needed:
+    """What the decision asked of humans, as recorded in its statement."""
+
+    count: int = 0
+    anyone: bool = True
+    eligible: set[str] = field(default_factory=set)
+    distinct_from: set[str] = field(default_factory=set)
+    owner_may_approve: bool = False
+    denials: int = 1
+    denied: int = 0
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _marks(name: str, groups: Sequence[str], roles: Sequence[str]) -> set[str]:
+    """The selectors naming an approver (as :func:`placet.domain.authority.marks`)."""
+    return {
+        name,
+        f"user:{name}",
+        *(f"group:{g}" for g in groups),
+        *(f"team:{g}" for g in groups),
+        *(f"role:{r}" for r in roles),
+    }
+
+
 class RecordChecker:
     """Walks a proposal's statements in log order and checks each against the rules."""
 
@@ -101,7 +129,7 @@ class RecordChecker:
         self.phase = "start"
         self.facts = RecordFacts()
         self.agent: dict[str, Any] = {}
-        self.requirement: tuple[int, tuple[str, ...]] = (0, ())
+        self.requirement = Needed()
         self.voters: set[str] = set()
         self.capsule: Mapping[str, Any] = {}
         self.execution_ok = False
@@ -161,19 +189,37 @@ class RecordChecker:
     def _on_decision(self, where: str, predicate: Mapping[str, Any]) -> None:
         outcome = _get(predicate, "outcome", where, (str,))
         approvals = _get(predicate, "approvals", where, (dict,))
-        count, any_of = approvals.get("count"), approvals.get("any_of")
+        field_name = f"{where}.predicate.approvals"
+        legacy = "count" in approvals  # records written before min_approvals/from
+        count = approvals.get("count" if legacy else "min_approvals")
+        eligible = approvals.get("any_of" if legacy else "eligible", [])
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise RecordError(f"{where}.predicate.approvals.count", "must be an integer >= 0")
-        if not isinstance(any_of, list) or not all(isinstance(a, str) for a in any_of):
-            raise RecordError(f"{where}.predicate.approvals.any_of", "must be a list of strings")
+            raise RecordError(f"{field_name}.min_approvals", "must be an integer >= 0")
+        if not _strings(eligible):
+            raise RecordError(f"{field_name}.eligible", "must be a list of strings")
         if outcome == Outcome.ALLOW:
             self.phase = "authorized"
         elif outcome == Outcome.REQUIRE_APPROVAL:
             if count < 1:
                 raise RecordError(
-                    f"{where}.predicate.approvals.count", "require_approval needs at least 1"
+                    f"{field_name}.min_approvals", "require_approval needs at least 1"
                 )
-            self.requirement = (count, tuple(any_of))
+            policy_from = approvals.get("any_of" if legacy else "from", [])
+            distinct = approvals.get("distinct_from", [])
+            if not _strings(policy_from) or not _strings(distinct):
+                raise RecordError(field_name, "from and distinct_from must be lists of strings")
+            denials = approvals.get("denials", 1)
+            if isinstance(denials, bool) or not isinstance(denials, int) or denials < 1:
+                raise RecordError(f"{field_name}.denials", "must be an integer >= 1")
+            self.requirement = Needed(
+                count=count,
+                anyone=not policy_from,
+                eligible=set(eligible),
+                distinct_from=set(distinct),
+                owner_may_approve=approvals.get("owner_may_approve") is True
+                and "proposer-owner" not in distinct,
+                denials=denials,
+            )
             self.phase = "pending_approval"
         elif outcome == Outcome.DENY:
             self.phase = "denied"
@@ -181,6 +227,14 @@ class RecordChecker:
             raise RecordError(f"{where}.predicate.outcome", f"unknown outcome {outcome!r}")
 
     def _on_approval(self, where: str, predicate: Mapping[str, Any]) -> None:
+        needed = self.requirement
+        if predicate.get("escalated") is True:
+            more = predicate.get("eligible", [])
+            if not _strings(more):
+                raise RecordError(f"{where}.predicate.eligible", "must be a list of strings")
+            needed.eligible |= set(more)
+            self.facts.notes.append(f"escalated to {', '.join(predicate.get('to', [])) or more}")
+            return
         vote = _get(predicate, "vote", where, (str,))
         approver = principal_ref(predicate.get("approver"), f"{where}.predicate.approver")
         name = approver["name"]
@@ -189,31 +243,53 @@ class RecordChecker:
                 f"{where}.predicate.approver",
                 f"{name} is a {approver['kind']}, and only humans approve or deny",
             )
-        if approver["id"] == self.agent["id"] or name == self.agent.get("owner"):
-            raise RecordError(
-                f"{where}.predicate.approver", f"{name} made the proposal or owns its agent"
-            )
+        if approver["id"] == self.agent["id"]:
+            raise RecordError(f"{where}.predicate.approver", f"{name} made the proposal")
+        if name == self.agent.get("owner") and not needed.owner_may_approve:
+            raise RecordError(f"{where}.predicate.approver", f"{name} owns the proposing agent")
         if approver["id"] in self.voters:
             raise RecordError(f"{where}.predicate.approver", f"{name} has already voted")
         self.voters.add(approver["id"])
+        raw = predicate.get("approver")
+        recorded = isinstance(raw, Mapping) and "groups" in raw and "roles" in raw
+        if recorded:
+            assert isinstance(raw, Mapping)
+            if not _strings(raw["groups"]) or not _strings(raw["roles"]):
+                raise RecordError(f"{where}.predicate.approver", "groups and roles must be lists")
+            if "approver" not in raw["roles"]:
+                raise RecordError(
+                    f"{where}.predicate.approver.roles", f"{name} does not hold the approver role"
+                )
+            names = _marks(name, raw["groups"], raw["roles"])
+            clash = sorted(names & needed.distinct_from)
+            if clash:
+                raise RecordError(
+                    f"{where}.predicate.approver", f"{name} matches distinct_from {clash[0]}"
+                )
+            if not needed.anyone and not names & needed.eligible:
+                raise RecordError(
+                    f"{where}.predicate.approver",
+                    f"{name} is not among {', '.join(sorted(needed.eligible))}",
+                )
+        elif not needed.anyone and name not in needed.eligible:
+            if all(":" not in e or e.startswith("user:") for e in needed.eligible):
+                raise RecordError(
+                    f"{where}.predicate.approver",
+                    f"{name} is not among {', '.join(sorted(needed.eligible))}",
+                )
+            self.facts.notes.append(
+                f"{name}'s groups are not recorded; eligibility "
+                f"({', '.join(sorted(needed.eligible))}) cannot be checked offline"
+            )
         if vote == "deny":
-            self.phase = "denied"
+            needed.denied += 1
+            if needed.denied >= needed.denials:
+                self.phase = "denied"
             return
         if vote != "approve":
             raise RecordError(f"{where}.predicate.vote", "must be approve or deny")
-        count, any_of = self.requirement
-        if any_of and name not in any_of:
-            groups = [a for a in any_of if a.startswith(("team:", "role:"))]
-            if not groups:
-                raise RecordError(
-                    f"{where}.predicate.approver", f"{name} is not among {', '.join(any_of)}"
-                )
-            self.facts.notes.append(
-                f"{name} is not named in any_of; membership of {', '.join(groups)} "
-                "cannot be checked offline"
-            )
         self.facts.approvers.append(name)
-        if len(self.facts.approvers) >= count:
+        if len(self.facts.approvers) >= needed.count:
             self.phase = "authorized"
 
     def _on_capsule(self, where: str, predicate: Mapping[str, Any]) -> None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from typing import Any
 
-from placet.domain.lifecycle import (
+from placet.domain.authority import (
+    ChangeWindow,
     Decision,
-    LeaseGrant,
+    Escalation,
+    Obligations,
     Outcome,
     Requirement,
-    Snapshot,
-    State,
-    Vote,
 )
+from placet.domain.lifecycle import LeaseGrant, Snapshot, State, Vote
 from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.proposal import ProposalContent
+from placet.service.clock import parse_rfc3339, rfc3339
 
 
 def principal_to_json(p: Principal) -> dict[str, Any]:
@@ -39,11 +41,88 @@ def principal_from_json(d: dict[str, Any]) -> Principal:
     )
 
 
+def _window_to_json(w: ChangeWindow | None) -> dict[str, Any] | None:
+    return w.as_dict() if w is not None else None
+
+
+def _window_from_json(d: dict[str, Any] | None) -> ChangeWindow | None:
+    if d is None:
+        return None
+    return ChangeWindow(
+        days=tuple(d["days"]),
+        start=time.fromisoformat(d["start"]),
+        end=time.fromisoformat(d["end"]),
+        timezone=d["timezone"],
+    )
+
+
+def requirement_to_json(r: Requirement) -> dict[str, Any]:
+    escalation = r.escalation
+    return {
+        "min_approvals": r.count,
+        "from": list(r.from_),
+        "eligible": list(r.eligible),
+        "distinct_from": list(r.distinct_from),
+        "owner_may_approve": r.owner_may_approve,
+        "expires_in": r.expires_in,
+        "escalate_to": (
+            {
+                "after": escalation.after,
+                "from": list(escalation.to),
+                "eligible": list(escalation.eligible),
+            }
+            if escalation is not None
+            else None
+        ),
+        "denials": r.denials,
+    }
+
+
+def requirement_from_json(d: dict[str, Any]) -> Requirement:
+    escalation = d.get("escalate_to")
+    return Requirement(
+        count=d["min_approvals"],
+        from_=tuple(d["from"]),
+        eligible=tuple(d["eligible"]),
+        distinct_from=tuple(d["distinct_from"]),
+        owner_may_approve=d["owner_may_approve"],
+        expires_in=d["expires_in"],
+        escalation=(
+            Escalation(
+                escalation["after"], tuple(escalation["from"]), tuple(escalation["eligible"])
+            )
+            if escalation
+            else None
+        ),
+        denials=d["denials"],
+    )
+
+
+def obligations_to_json(o: Obligations) -> dict[str, Any]:
+    return {
+        "validation": list(o.validation),
+        "change_window": _window_to_json(o.change_window),
+        "notify": list(o.notify),
+    }
+
+
+def obligations_from_json(d: dict[str, Any] | None) -> Obligations:
+    if not d:
+        return Obligations()
+    return Obligations(
+        validation=tuple(d.get("validation", ())),
+        change_window=_window_from_json(d.get("change_window")),
+        notify=tuple(d.get("notify", ())),
+    )
+
+
 def decision_to_json(d: Decision) -> dict[str, Any]:
+    """A decision as recorded in statements and snapshots."""
     return {
         "outcome": d.outcome.value,
         "reasons": list(d.reasons),
-        "approvals": {"count": d.requirement.count, "any_of": list(d.requirement.any_of)},
+        "approvals": requirement_to_json(d.requirement),
+        "obligations": obligations_to_json(d.obligations),
         "policy_digest": d.policy_digest,
     }
 
@@ -52,9 +131,14 @@ def decision_from_json(d: dict[str, Any]) -> Decision:
     return Decision(
         outcome=Outcome(d["outcome"]),
         reasons=tuple(d["reasons"]),
-        requirement=Requirement(d["approvals"]["count"], tuple(d["approvals"]["any_of"])),
+        requirement=requirement_from_json(d["approvals"]),
         policy_digest=d["policy_digest"],
+        obligations=obligations_from_json(d.get("obligations")),
     )
+
+
+def _instant(text: str | None) -> datetime | None:
+    return parse_rfc3339(text) if text else None
 
 
 def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
@@ -65,12 +149,15 @@ def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
         "content": s.content.as_dict(),
         "digest": s.digest,
         "decision": decision_to_json(s.decision) if s.decision else None,
+        "decided_at": rfc3339(s.decided_at) if s.decided_at else None,
+        "escalated": s.escalated,
         "votes": [
             {
                 "by": principal_to_json(v.by),
                 "approve": v.approve,
                 "digest": v.digest,
                 "reason": v.reason,
+                "at": rfc3339(v.at) if v.at else None,
             }
             for v in s.votes
         ],
@@ -105,8 +192,16 @@ def snapshot_from_json(d: dict[str, Any]) -> Snapshot:
         content=content_from_json(d["content"]),
         digest=d["digest"],
         decision=decision_from_json(d["decision"]) if d.get("decision") else None,
+        decided_at=_instant(d.get("decided_at")),
+        escalated=bool(d.get("escalated", False)),
         votes=tuple(
-            Vote(principal_from_json(v["by"]), v["approve"], v["digest"], v.get("reason", ""))
+            Vote(
+                principal_from_json(v["by"]),
+                v["approve"],
+                v["digest"],
+                v.get("reason", ""),
+                _instant(v.get("at")),
+            )
             for v in d.get("votes", ())
         ),
         lease=LeaseGrant(lease["runner_id"], lease["fencing_token"]) if lease else None,

@@ -62,9 +62,14 @@ proposals = Table(
     Column("idempotency_key", String(200)),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    # When an open proposal must be decided by (approval expiry), and when it escalates.
+    Column("deadline", String(32)),
+    Column("escalate_at", String(32)),
     UniqueConstraint("agent_id", "idempotency_key", name="uq_proposals_agent_idempotency"),
     Index("ix_proposals_state", "state"),
     Index("ix_proposals_agent", "agent_id"),
+    Index("ix_proposals_deadline", "deadline"),
+    Index("ix_proposals_escalate_at", "escalate_at"),
 )
 
 leases = Table(
@@ -123,4 +128,97 @@ graph_versions = Table(
     Column("node_count", Integer, nullable=False),
     Column("edge_count", Integer, nullable=False),
     Column("created_at", String(32), nullable=False),
+)
+
+# Groups and teams; a principal's memberships are its ``teams`` column.
+groups = Table(
+    "groups",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(16), nullable=False),  # team | group
+    Column("title", String(500)),
+    Column("parent", String(200)),
+    Column("source", String(500), nullable=False),  # manual | graph:<version digest>
+    Column("created_at", String(32), nullable=False),
+)
+
+# Every pushed policy bundle, kept forever (history); its Rego sources as text.
+policy_bundles = Table(
+    "policy_bundles",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("files", JSON, nullable=False),
+    Column("mode", String(16), nullable=False),  # enforce | shadow
+    Column("author", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+# Which bundle is enforcing and which (if any) is shadowing: one row per mode.
+policy_heads = Table(
+    "policy_heads",
+    metadata,
+    Column("mode", String(16), primary_key=True),
+    Column("bundle_id", String(26)),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+# Every change of a head: push, rollback, shadow cleared.
+policy_changes = Table(
+    "policy_changes",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("mode", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("bundle_id", String(26)),
+    Column("author", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+# What a shadow bundle would have decided, beside the enforcing decision.
+shadow_decisions = Table(
+    "shadow_decisions",
+    metadata,
+    Column("proposal_id", String(26), primary_key=True),
+    Column("bundle_id", String(26), primary_key=True),
+    Column("bundle_digest", String(64), nullable=False),
+    Column("outcome", String(32)),
+    Column("enforced_outcome", String(32)),
+    Column("decision", JSON),
+    Column("differs", Integer, nullable=False),
+    Column("error", Text),
+    Column("created_at", String(32), nullable=False),
+)
+
+notification_channels = Table(
+    "notification_channels",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(16), nullable=False),  # webhook | slack | email
+    Column("config", JSON, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("enabled", Integer, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+# The outbox: one row per (event, channel); delivered by upkeep, retried with backoff.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("channel", String(200), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("proposal_id", String(26)),
+    Column("dedup_key", String(300), nullable=False, unique=True),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", String(32), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", String(32), nullable=False),
+    Column("sent_at", String(32)),
+    Index("ix_notifications_status_next", "status", "next_attempt_at"),
 )
