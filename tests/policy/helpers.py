@@ -93,3 +93,17 @@ def rebuild(
         assessment=document["assessment"] if assessment is None else assessment,
         now=datetime.fromisoformat(document["now"].replace("Z", "+00:00")),
     )
+
+
+def library_files(*, tests: bool = False) -> dict[str, bytes]:
+    """The shipped library's files (``{relative path: bytes}``), its tests only if asked."""
+    from placet.policy.bundle import default_bundle_files, read_rego_files
+
+    return read_rego_files(default_bundle_files(), "default", tests=tests)
+
+
+def library_with(extra: Mapping[str, str]) -> dict[str, str | bytes]:
+    """The shipped library's policy files plus ``extra`` files."""
+    files: dict[str, str | bytes] = dict(library_files())
+    files.update(extra)
+    return files

@@ -22,8 +22,8 @@ from placet.policy import (
 from tests.policy.conftest import BundleWriter
 from tests.policy.helpers import HEADER, decision_rule
 
-ALLOW = decision_rule('{"outcome": "allow", "reasons": ["fine"], "approvals": no_approvals}')
-HELPERS = HEADER + 'no_approvals := {"count": 0, "any_of": []}\n'
+ALLOW = decision_rule('{"outcome": "allow", "reasons": ["fine"], "obligations": obligations}')
+HELPERS = HEADER + "obligations := {}\n"
 
 
 def test_digest_is_sha256_of_canonical_json_of_file_hashes(write_bundle: BundleWriter) -> None:

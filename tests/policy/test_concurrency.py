@@ -9,8 +9,7 @@ from typing import Any, TypeVar
 
 from placet.domain.lifecycle import Outcome
 from placet.policy import PolicyBundle, default_bundle, sample_input
-from placet.policy.bundle import default_bundle_files
-from tests.policy.helpers import assessed, decision_rule
+from tests.policy.helpers import assessed, decision_rule, library_with
 
 THREADS = 8
 ROUNDS = 150
@@ -54,14 +53,13 @@ def run_together(evaluate: Callable[[int, int], T]) -> list[T]:
         return [result for per_thread in pool.map(worker, range(THREADS)) for result in per_thread]
 
 
-DEFAULT_SOURCE = default_bundle_files().joinpath("placet.rego").read_text()
 Verdict = tuple[Outcome, tuple[str, ...]]
 
 
 def _answers_alone() -> list[Verdict]:
     """Each case decided once, on one thread, by the default rules with remembering off."""
     bundle = PolicyBundle.from_files(
-        {"placet.rego": DEFAULT_SOURCE, "id.rego": "package placet\n\nid := input.proposal.id\n"},
+        library_with({"id.rego": "package placet\n\nid := input.proposal.id\n"}),
         name="alone",
     )
     assert not bundle.remembers_decisions
@@ -72,7 +70,7 @@ def _answers_alone() -> list[Verdict]:
 
 def test_the_default_bundle_from_many_threads() -> None:
     # A fresh copy, so the threads race to fill an empty memo of remembered decisions.
-    bundle = PolicyBundle.from_files({"placet.rego": DEFAULT_SOURCE}, name="default")
+    bundle = PolicyBundle.from_files(library_with({}), name="default")
     assert bundle.digest == default_bundle().digest
     assert bundle.remembers_decisions
     alone = _answers_alone()
@@ -90,10 +88,7 @@ def test_the_default_bundle_from_many_threads() -> None:
 def test_the_default_rules_evaluated_afresh_from_many_threads() -> None:
     # Reading the proposal id turns remembering off, so every call reaches the engine.
     bundle = PolicyBundle.from_files(
-        {
-            "placet.rego": DEFAULT_SOURCE,
-            "id.rego": "package placet\n\nproposal_id := input.proposal.id\n",
-        },
+        library_with({"id.rego": "package placet\n\nproposal_id := input.proposal.id\n"}),
         name="fresh",
     )
     assert not bundle.remembers_decisions

@@ -1,274 +1,156 @@
-"""The packaged default bundle: deny destructive kinds; require one approval in production,
-for targets not in the System Graph, and for a blast radius with a revenue path, regulated
-data or more than 25 nodes; allow the rest."""
+"""The shipped policy library: its Rego tests all pass, every rule has tests, and its
+decisions through placet (the contract, the reasons, the strictest requirement)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from placet.domain import actions
-from placet.domain.lifecycle import Outcome, Requirement
+from placet.domain.authority import ChangeWindow, Outcome
 from placet.policy import PolicyBundle, PolicyError, default_bundle, sample_input
 from placet.policy.bundle import default_bundle_files
-from tests.policy.helpers import assessed, rebuild
+from placet.policy.testing import discover, run_tests
+from tests.policy.helpers import assessed, library_files
 
+LIBRARY = Path(str(default_bundle_files()))
+# Each rule of the library, the file that holds it and the prefix its tests' names share.
+RULES = {
+    "combine": ("placet.rego", "test_combine_"),
+    "destructive kinds are denied to agents": ("destructive.rego", "test_destructive_"),
+    "production needs approval": ("production.rego", "test_production_needs"),
+    "change windows": ("production.rego", "test_production_change"),
+    "revenue path needs owners": ("revenue.rego", "test_revenue_"),
+    "regulated data needs owners": ("revenue.rego", "test_regulated_"),
+    "blast-radius thresholds": ("blast_radius.rego", "test_blast_radius_"),
+    "unknown targets need a human": ("unknown_targets.rego", "test_unknown_targets_"),
+}
 DESTRUCTIVE = ("delete_resource", "drop_database", "destroy_environment", "purge_data")
-ONE = Requirement(count=1, any_of=())
-PRODUCTION = "changes in production need one human approval"
-REVENUE = "the blast radius includes a revenue path"
 
 
-def unknown_reason(target: str) -> str:
-    """The reason the default bundle gives for a target the graph does not hold."""
-    return f"target {target} is not in the System Graph: a human must look"
+def test_every_library_test_passes() -> None:
+    report = run_tests(LIBRARY)
+    failed = [(r.name, r.outcome, r.message) for r in report.results if r.outcome != "pass"]
+    assert failed == []
+    assert report.ok
+    assert report.counts["pass"] == len(report.results) >= len(RULES)
 
 
-def regulated_reason(data_class: str) -> str:
-    """The reason the default bundle gives for one data class in the blast radius."""
-    return f"the blast radius holds regulated data: {data_class}"
+def test_every_rule_has_at_least_one_test() -> None:
+    names = [name for r in run_tests(LIBRARY).results for name in [r.name]]
+    files = set(library_files())
+    for rule, (source, prefix) in RULES.items():
+        assert source in files, rule
+        assert any(n.startswith(prefix) for n in names), f"{rule} has no test named {prefix}*"
+    # Every policy file has a test file beside it.
+    for source in files:
+        test_file = LIBRARY / source.replace(".rego", "_test.rego")
+        assert test_file.is_file(), source
+        assert discover(test_file.read_text())[1], test_file
 
 
-def size_reason(count: int) -> str:
-    """The reason the default bundle gives for a blast radius over the threshold."""
-    return f"the blast radius is {count} nodes, more than 25"
+def test_the_tests_are_not_part_of_the_enforcing_bundle() -> None:
+    assert all(not name.endswith("_test.rego") for name in default_bundle().files)
+    assert len(default_bundle().files) == len(library_files()) >= 6
 
 
-def test_allow_in_staging_with_no_approvals() -> None:
-    decision = default_bundle().evaluate(sample_input(kind="restart", environment="staging"))
+def test_constants_sit_at_the_top_of_each_file_as_data() -> None:
+    text = {p.name: p.read_text() for p in LIBRARY.glob("*.rego")}
+    assert "large_blast_radius := 25\n" in text["blast_radius.rego"]
+    assert "huge_blast_radius := 200\n" in text["blast_radius.rego"]
+    assert "owner_min_approvals := 2\n" in text["revenue.rego"]
+    assert re.search(r'"start": "08:00",\n\t"end": "18:00"', text["production.rego"])
+
+
+def test_allow_in_staging() -> None:
+    decision = default_bundle().evaluate(sample_input())
     assert decision.outcome is Outcome.ALLOW
     assert decision.reasons == ("no rule requires approval in staging",)
-    assert decision.requirement == Requirement(count=0)
+    assert decision.requirement.count == 0
+    assert decision.obligations.change_window is None
 
 
-def test_production_alone_needs_one_human_approval() -> None:
-    decision = default_bundle().evaluate(sample_input(kind="deploy", environment="production"))
-    assert decision.outcome is Outcome.REQUIRE_APPROVAL
-    assert decision.requirement == ONE
-    assert decision.reasons == (PRODUCTION,)
-
-
-@pytest.mark.parametrize(
-    ("document", "reasons"),
-    [
-        (assessed(unknown=["service:ghost"]), [unknown_reason("service:ghost")]),
-        (
-            assessed(unknown=["service:ghost", "db:shadow"]),
-            [unknown_reason("db:shadow"), unknown_reason("service:ghost")],
-        ),
-        (assessed(revenue_path=True), [REVENUE]),
-        (assessed(data_classes=["pii"]), [regulated_reason("pii")]),
-        (assessed(data_classes=["pci"]), [regulated_reason("pci")]),
-        (assessed(data_classes=["phi"]), [regulated_reason("phi")]),
-        (
-            assessed(data_classes=["pii", "phi", "pci"]),
-            [regulated_reason("pci"), regulated_reason("phi"), regulated_reason("pii")],
-        ),
-        (assessed(count=26), [size_reason(26)]),
-    ],
-    ids=[
-        "unknown-target",
-        "two-unknown-targets",
-        "revenue-path",
-        "pii",
-        "pci",
-        "phi",
-        "three-data-classes",
-        "radius-26",
-    ],
-)
-def test_each_assessment_reason_alone_needs_one_approval_outside_production(
-    document: dict[str, Any], reasons: list[str]
-) -> None:
+def test_production_needs_one_approval_and_carries_the_change_window() -> None:
+    untagged = default_bundle().evaluate(sample_input(kind="deploy", environment="production"))
+    assert untagged.obligations.change_window is None
+    document = sample_input(kind="deploy", environment="production")
+    document["assessment"]["blast_radius"]["tags"].append("business-hours")
     decision = default_bundle().evaluate(document)
     assert decision.outcome is Outcome.REQUIRE_APPROVAL
-    assert decision.requirement == ONE
-    assert list(decision.reasons) == reasons
-
-
-@pytest.mark.parametrize(
-    ("count", "outcome"), [(0, "allow"), (25, "allow"), (26, "require_approval")]
-)
-def test_the_blast_radius_threshold_is_more_than_25_nodes(count: int, outcome: str) -> None:
-    decision = default_bundle().evaluate(assessed(count=count))
-    assert decision.outcome is Outcome(outcome)
-    if outcome == "allow":
-        assert decision.reasons == ("no rule requires approval in staging",)
-    else:
-        assert decision.reasons == (size_reason(count),)
-
-
-def test_the_threshold_is_data_in_the_bundle() -> None:
-    source = default_bundle_files().joinpath("placet.rego").read_text()
-    assert "max_blast_radius := 25\n" in source
-    big = default_bundle().evaluate(assessed(count=10_000))
-    assert big.reasons == ("the blast radius is 10000 nodes, more than 25",)
-
-
-def test_every_reason_together_is_listed_once_and_sorted() -> None:
-    document = assessed(
-        "deploy",
-        "production",
-        unknown=["service:ghost", "db:shadow"],
-        revenue_path=True,
-        data_classes=["pii", "pci", "pii"],
-        count=40,
+    assert decision.requirement.count == 1
+    assert decision.requirement.from_ == ()
+    assert decision.requirement.distinct_from == ("proposer-owner",)
+    assert decision.requirement.expires_in == 86400
+    assert decision.obligations.change_window == ChangeWindow(
+        days=("mon", "tue", "wed", "thu", "fri"),
+        start=ChangeWindow().start.replace(hour=8),
+        end=ChangeWindow().start.replace(hour=18),
+        timezone="UTC",
     )
-    decision = default_bundle().evaluate(document)
+
+
+def test_revenue_path_needs_two_owners_of_the_targets() -> None:
+    decision = default_bundle().evaluate(assessed("patch", "production", revenue_path=True))
     assert decision.outcome is Outcome.REQUIRE_APPROVAL
-    assert decision.requirement == ONE  # one approval, however many reasons
+    assert decision.requirement.count == 2
+    assert decision.requirement.from_ == ("owner-of:service:checkout",)
+    assert decision.requirement.eligible == ()
     assert decision.reasons == (
-        PRODUCTION,
-        unknown_reason("db:shadow"),
-        unknown_reason("service:ghost"),
-        regulated_reason("pci"),
-        regulated_reason("pii"),
-        REVENUE,
-        size_reason(40),
+        "changes in production need human approval",
+        "the blast radius includes a revenue path",
     )
-    assert list(decision.reasons) == sorted(decision.reasons)
 
 
-def test_two_reasons_together_are_sorted() -> None:
-    document = assessed("restart", "production", revenue_path=True)
-    decision = default_bundle().evaluate(document)
+@pytest.mark.parametrize(("count", "approvals"), [(25, 0), (26, 1), (200, 1), (201, 2)])
+def test_blast_radius_thresholds(count: int, approvals: int) -> None:
+    decision = default_bundle().evaluate(assessed(count=count))
+    assert decision.requirement.count == approvals
+
+
+def test_unknown_targets_need_any_human() -> None:
+    decision = default_bundle().evaluate(assessed(unknown=["service:ghost"]))
     assert decision.outcome is Outcome.REQUIRE_APPROVAL
-    assert decision.reasons == (PRODUCTION, REVENUE)
-
-
-def test_with_no_graph_imported_every_target_is_unknown_and_needs_a_human() -> None:
-    # What the assessment says before any graph is imported: no version, nothing known.
-    targets = ["service:checkout", "db:orders"]
-    no_graph = {
-        "graph_version": None,
-        "targets": [{"id": t, "known": False} for t in targets],
-        "unknown_targets": targets,
-        "blast_radius": {
-            "count": 0,
-            "nodes": [],
-            "tags": [],
-            "owners": [],
-            "data_classes": [],
-            "revenue_path": False,
-        },
-        "internet_reachable": [],
-    }
-    for kind in ("restart", "deploy", "shell"):
-        document = rebuild(sample_input(kind=kind), targets=targets, assessment=no_graph)
-        assert document["assessment"]["graph_version"] is None
-        decision = default_bundle().evaluate(document)
-        assert decision.outcome is Outcome.REQUIRE_APPROVAL, kind
-        assert decision.requirement == ONE
-        assert decision.reasons == (unknown_reason("db:orders"), unknown_reason("service:checkout"))
-
-
-def test_a_known_target_in_a_quiet_radius_is_allowed() -> None:
-    document = assessed(revenue_path=False, data_classes=[], count=25)
-    assert document["assessment"]["unknown_targets"] == []
-    assert default_bundle().evaluate(document).outcome is Outcome.ALLOW
-
-
-APPROVAL_TRIGGERS: dict[str, dict[str, Any]] = {
-    "production": {"environment": "production"},
-    "unknown-target": {"unknown": ["service:ghost"]},
-    "revenue-path": {"revenue_path": True},
-    "regulated-data": {"data_classes": ["pci", "pii"]},
-    "big-radius": {"count": 26},
-    "all": {
-        "environment": "production",
-        "unknown": ["service:ghost"],
-        "revenue_path": True,
-        "data_classes": ["phi"],
-        "count": 500,
-    },
-}
+    assert decision.requirement.count == 1
+    assert decision.requirement.from_ == ()
+    assert decision.reasons == (
+        "target service:ghost is not in the System Graph: a human must look",
+    )
 
 
 @pytest.mark.parametrize("kind", DESTRUCTIVE)
-@pytest.mark.parametrize("trigger", sorted(APPROVAL_TRIGGERS))
-def test_deny_beats_every_approval_reason(kind: str, trigger: str) -> None:
-    options = dict(APPROVAL_TRIGGERS[trigger])
-    environment = str(options.pop("environment", "staging"))
-    document = assessed(kind, environment, **options)
+def test_destructive_kinds_are_denied_whatever_else_holds(kind: str) -> None:
+    document = assessed(kind, "production", unknown=["x"], revenue_path=True, count=500)
     decision = default_bundle().evaluate(document)
     assert decision.outcome is Outcome.DENY
+    assert decision.reasons == (
+        f"action kind {kind} is destructive and is never allowed for agents",
+    )
     assert decision.requirement.count == 0
-    assert decision.reasons == (f"action kind {kind} is destructive and is never allowed",)
 
 
-@pytest.mark.parametrize("kind", DESTRUCTIVE)
-@pytest.mark.parametrize("environment", ["staging", "dev", "production"])
-def test_destructive_kinds_are_denied_with_the_kind_named(kind: str, environment: str) -> None:
-    decision = default_bundle().evaluate(sample_input(kind=kind, environment=environment))
-    assert decision.outcome is Outcome.DENY
-    assert decision.requirement.count == 0
-    assert len(decision.reasons) == 1
-    assert kind in decision.reasons[0]
-    assert "destructive" in decision.reasons[0]
-
-
-def test_every_other_declared_kind_is_allowed_outside_production() -> None:
+def test_the_library_remembers_decisions_and_reads_little() -> None:
     bundle = default_bundle()
-    for kind in actions.names():
-        if kind in DESTRUCTIVE:
-            continue
-        decision = bundle.evaluate(sample_input(kind=kind, environment="qa"))
-        assert decision.outcome is Outcome.ALLOW, kind
-
-
-def test_the_destructive_list_covers_the_declared_destructive_kinds() -> None:
-    declared = set(actions.names())
-    assert set(DESTRUCTIVE) <= declared
-    source = next(iter(_default_sources().values()))
-    for kind in DESTRUCTIVE:
-        assert f'"{kind}"' in source
-
-
-def test_decisions_carry_the_bundle_digest() -> None:
-    bundle = default_bundle()
-    assert len(bundle.digest) == 64
-    decision = bundle.evaluate(sample_input())
-    assert decision.policy_digest == bundle.digest
-    assert bundle.name == "default"
+    assert bundle.remembers_decisions
+    assert bundle.input_paths == (
+        ("assessment", "blast_radius", "count"),
+        ("assessment", "blast_radius", "data_classes"),
+        ("assessment", "blast_radius", "revenue_path"),
+        ("assessment", "blast_radius", "tags"),
+        ("assessment", "unknown_targets"),
+        ("proposal", "environment"),
+        ("proposal", "kind"),
+        ("proposal", "targets"),
+    )
 
 
 def test_a_document_without_an_environment_fails_closed() -> None:
     document = sample_input()
     del document["proposal"]["environment"]
-    with pytest.raises(PolicyError, match=r"data\.placet\.decision is undefined"):
+    with pytest.raises(PolicyError, match=r"data\.placet\.decision"):
         default_bundle().evaluate(document)
-
-
-def test_an_empty_document_fails_closed() -> None:
-    with pytest.raises(PolicyError, match="undefined"):
-        default_bundle().evaluate({})
 
 
 def test_default_bundle_is_loaded_once_and_matches_its_directory() -> None:
     assert default_bundle() is default_bundle()
-    directory = Path(str(default_bundle_files()))
-    assert directory.is_dir()
-    assert PolicyBundle.load(directory).digest == default_bundle().digest
-
-
-def test_the_default_bundle_reads_kind_environment_unknown_targets_and_the_radius() -> None:
-    assert default_bundle().input_paths == (
-        ("assessment", "blast_radius", "count"),
-        ("assessment", "blast_radius", "data_classes"),
-        ("assessment", "blast_radius", "revenue_path"),
-        ("assessment", "unknown_targets"),
-        ("proposal", "environment"),
-        ("proposal", "kind"),
-    )
-    assert default_bundle().remembers_decisions
-
-
-def _default_sources() -> dict[str, str]:
-    root = default_bundle_files()
-    return {
-        entry.name: entry.read_text(encoding="utf-8")
-        for entry in root.iterdir()
-        if entry.name.endswith(".rego")
-    }
+    assert PolicyBundle.load(LIBRARY).digest == default_bundle().digest

@@ -11,6 +11,7 @@ from typing import Any
 
 from placet.policy import sample_input
 from placet.policy.bundle import default_bundle_files
+from placet.policy.testing import run_tests
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
 FENCE = re.compile(r"<!-- (example-[a-z]+)(?:: (\S+))? -->\n```[a-z]*\n(.*?)```", re.DOTALL)
@@ -85,9 +86,33 @@ def test_the_assessment_table_lists_every_assessment_field() -> None:
     assert _table(section) == fields
 
 
-def test_the_quoted_default_rules_are_the_real_ones() -> None:
-    section = DOC.read_text().split("## The default bundle", 1)[1]
-    quoted = section.split("```rego\n", 1)[1].split("```", 1)[0]
-    source = default_bundle_files().joinpath("placet.rego").read_text()
-    for paragraph in quoted.strip().split("\n\n"):
-        assert paragraph in source
+def test_the_library_table_names_real_files_and_constants() -> None:
+    section = DOC.read_text().split("## The default bundle", 1)[1].split("## Testing", 1)[0]
+    root = default_bundle_files()
+    sources = {
+        entry.name: entry.read_text(encoding="utf-8")
+        for entry in root.iterdir()
+        if entry.name.endswith(".rego")
+    }
+    rows = re.findall(r"^\| `([a-z_]+\.rego)` \|(.*)$", section, re.MULTILINE)
+    assert {name for name, _ in rows} == {n for n in sources if not n.endswith("_test.rego")}
+    for name, rest in rows:
+        constants = rest.split("|")[2]
+        for constant in re.findall(r"`([a-z_]+)`", constants):
+            if constant in ("public", "internal") or constant.endswith("_test"):
+                continue
+            assert f"\n{constant} :=" in sources[name], (name, constant)
+
+
+def test_the_test_example_passes_against_the_library(tmp_path: Path) -> None:
+    section = DOC.read_text().split("## Testing a bundle", 1)[1]
+    example = section.split("```rego\n", 1)[1].split("```", 1)[0]
+    root = default_bundle_files()
+    for entry in root.iterdir():
+        if entry.name.endswith(".rego") and not entry.name.endswith("_test.rego"):
+            (tmp_path / entry.name).write_text(entry.read_text(encoding="utf-8"))
+    (tmp_path / "doc_test.rego").write_text("package placet\n\nimport rego.v1\n\n" + example)
+    report = run_tests(tmp_path)
+    assert [(r.name, r.outcome) for r in report.results] == [
+        ("test_production_needs_one_approval_from_any_approver", "pass")
+    ]

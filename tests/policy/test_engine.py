@@ -30,34 +30,21 @@ def test_custom_bundle_with_named_approvers(write_bundle: BundleWriter) -> None:
         + "decision := {\n"
         + '\t"outcome": "require_approval",\n'
         + '\t"reasons": [sprintf("%s touches a database", [input.proposal.kind])],\n'
-        + '\t"approvals": {"count": 2, "any_of": ["team:sre", "role:dba", "dana"]},\n'
+        + '\t"min_approvals": 2, "from": ["team:sre", "role:dba", "dana"],\n'
         + "} if {\n"
         + '\tsome target in input.proposal.targets\n\tstartswith(target, "db:")\n'
-        + '} else := {"outcome": "allow", "reasons": ["no database"], '
-        + '"approvals": {"count": 0, "any_of": []}}\n'
+        + '} else := {"outcome": "allow", "reasons": ["no database"]}\n'
     )
     bundle = PolicyBundle.load(write_bundle({"db.rego": source}, name="databases"))
     document = sample_input(kind="patch")
     document["proposal"]["targets"] = ["service:api", "db:orders"]
     decision = bundle.evaluate(document)
     assert decision.outcome is Outcome.REQUIRE_APPROVAL
-    assert decision.requirement == Requirement(count=2, any_of=("team:sre", "role:dba", "dana"))
+    assert decision.requirement == Requirement(count=2, from_=("team:sre", "role:dba", "dana"))
     assert decision.reasons == ("patch touches a database",)
     assert decision.policy_digest == bundle.digest
     document["proposal"]["targets"] = ["service:api"]
     assert bundle.evaluate(document).outcome is Outcome.ALLOW
-
-
-def test_allow_and_deny_ignore_an_approval_count(write_bundle: BundleWriter) -> None:
-    for outcome in ("allow", "deny"):
-        bundle = bundle_of(
-            write_bundle,
-            f'{{"outcome": "{outcome}", "reasons": ["r"], '
-            '"approvals": {"count": 3, "any_of": ["x"]}}',
-        )
-        decision = bundle.evaluate(sample_input())
-        assert decision.outcome.value == outcome
-        assert decision.requirement == Requirement(count=0)
 
 
 def test_reasons_may_be_a_set_and_repeats_collapse(write_bundle: BundleWriter) -> None:
@@ -70,55 +57,87 @@ def test_reasons_may_be_a_set_and_repeats_collapse(write_bundle: BundleWriter) -
 
 # ---- fail closed ----------------------------------------------------------------------
 
+RA = '"outcome": "require_approval", "reasons": ["r"]'
 FAILURES = [
     ('{"outcome": "allow", "reasons": ["r"]} if false', "is undefined"),
     ('"allow"', "must be an object, not a string"),
     ("[1, 2]", "must be an object, not an array"),
-    ('{"outcome": "maybe", "reasons": ["r"]}', "'maybe' is not one of allow"),
-    ('{"outcome": true, "reasons": ["r"]}', "outcome must be one of"),
-    ('{"reasons": ["r"]}', "outcome must be one of"),
-    ('{"outcome": "allow"}', "reasons must be an array of strings, not null"),
-    ('{"outcome": "allow", "reasons": []}', "at least one reason"),
-    ('{"outcome": "allow", "reasons": "because"}', "reasons must be an array"),
-    ('{"outcome": "allow", "reasons": [1]}', r"reasons\[0\] must be a non-empty string"),
-    ('{"outcome": "allow", "reasons": ["  "]}', r"reasons\[0\] must be a non-empty string"),
-    ('{"outcome": "allow", "reasons": ["r"], "approval": 1}', "unknown field 'approval'"),
-    ('{"outcome": "require_approval", "reasons": ["r"]}', "approvals must be an object"),
+    ('{"outcome": "maybe", "reasons": ["r"]}', r"outcome: must be one of .*'maybe'"),
+    ('{"outcome": true, "reasons": ["r"]}', "outcome: must be one of"),
+    ('{"reasons": ["r"]}', "outcome: must be one of"),
+    ('{"outcome": "allow"}', "reasons: is required"),
+    ('{"outcome": "allow", "reasons": []}', "reasons: must not be empty"),
+    ('{"outcome": "allow", "reasons": "because"}', "reasons: must be an array"),
+    ('{"outcome": "allow", "reasons": [1]}', r"reasons\[0\]: must be a non-empty string"),
+    ('{"outcome": "allow", "reasons": ["  "]}', r"reasons\[0\]: must be a non-empty string"),
+    ('{"outcome": "allow", "reasons": ["r"], "approval": 1}', "approval: is not a known field"),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], "approvals": {"count": 0}}',
-        "count of at least 1, not 0",
+        '{"outcome": "require_approval", "reasons": ["r"], "approvals": {"count": 1}}',
+        "approvals was replaced by min_approvals/from in placet 0.x",
+    ),
+    ('{"outcome": "allow", "reasons": ["r"], "min_approvals": 1}', "min_approvals: only a"),
+    ('{"outcome": "deny", "reasons": ["r"], "from": []}', "from: only a require_approval"),
+    ("{" + RA + ', "min_approvals": 0}', "min_approvals: must be at least 1, not 0"),
+    ("{" + RA + ', "min_approvals": true}', "min_approvals: must be a whole number"),
+    ("{" + RA + ', "min_approvals": "2"}', "min_approvals: must be a whole number"),
+    ("{" + RA + ', "min_approvals": 1.5}', "min_approvals: must be a whole number"),
+    ("{" + RA + ', "from": "team:sre"}', "from: must be an array"),
+    ("{" + RA + ', "from": [""]}', r"from\[0\]: must be a non-empty string"),
+    ("{" + RA + ', "from": ["squad:x"]}', r"from\[0\]: 'squad:x': selectors are"),
+    ("{" + RA + ', "from": ["proposer-owner"]}', r"from\[0\]: 'proposer-owner' only"),
+    ("{" + RA + ', "distinct_from": ["team:"]}', r"distinct_from\[0\]: 'team:' names nothing"),
+    ("{" + RA + ', "owner_may_approve": "yes"}', "owner_may_approve: must be true or false"),
+    ("{" + RA + ', "expires_in": "soon"}', r"expires_in: 'soon' is not a duration"),
+    ("{" + RA + ', "expires_in": 0}', "expires_in: 0 must be longer than zero"),
+    ("{" + RA + ', "expires_in": "400d"}', "expires_in: .* longer than the longest"),
+    ("{" + RA + ', "denials": 0}', "denials: must be at least 1"),
+    ("{" + RA + ', "escalate_to": "sre"}', "escalate_to: must be an object"),
+    ("{" + RA + ', "escalate_to": {"from": ["group:x"]}}', r"escalate_to\.after: is required"),
+    (
+        "{" + RA + ', "escalate_to": {"after": "1h", "from": []}}',
+        r"escalate_to\.from: must not be empty",
     ),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], "approvals": {"count": -2}}',
-        "count of at least 1, not -2",
+        "{" + RA + ', "escalate_to": {"after": "4x", "from": ["group:x"]}}',
+        r"data\.placet\.decision\.escalate_to\.after: '4x' is not a duration",
     ),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], "approvals": {"count": true}}',
-        "count must be an integer, not a boolean",
+        "{" + RA + ', "expires_in": "1h", "escalate_to": {"after": "2h", "from": ["group:x"]}}',
+        r"escalate_to\.after: \(7200s\) must be shorter than expires_in",
     ),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], "approvals": {"count": "2"}}',
-        "count must be an integer, not a string",
+        "{" + RA + ', "escalate_to": {"after": "1h", "from": ["g"], "to": ["g"]}}',
+        r"escalate_to\.to: is not a known field",
+    ),
+    ('{"outcome": "allow", "reasons": ["r"], "obligations": []}', "obligations: must be an"),
+    (
+        '{"outcome": "allow", "reasons": ["r"], "obligations": {"page": ["x"]}}',
+        r"obligations\.page: is not a known field",
     ),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], "approvals": {"count": 1.5}}',
-        "count must be an integer, not a number",
+        '{"outcome": "allow", "reasons": ["r"], "obligations": {"validation": [3]}}',
+        r"obligations\.validation\[0\]: must be a non-empty string",
     ),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], '
-        '"approvals": {"count": 1, "any_of": "team:sre"}}',
-        "any_of must be an array",
+        '{"outcome": "allow", "reasons": ["r"], "obligations": {"change_window": '
+        '{"start": "08:00", "end": "18:00", "timezone": "Mars/Olympus"}}}',
+        r"obligations\.change_window\.timezone: 'Mars/Olympus' is not a known IANA time zone",
     ),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], '
-        '"approvals": {"count": 1, "any_of": [""]}}',
-        r"any_of\[0\] must be a non-empty string",
+        '{"outcome": "allow", "reasons": ["r"], "obligations": {"change_window": '
+        '{"start": "8am", "end": "18:00"}}}',
+        r"obligations\.change_window\.start: must be a time of day",
     ),
     (
-        '{"outcome": "require_approval", "reasons": ["r"], "approvals": {"count": 1, "quorum": 2}}',
-        "unknown field 'quorum'",
+        '{"outcome": "allow", "reasons": ["r"], "obligations": {"change_window": '
+        '{"start": "08:00", "end": "18:00", "days": ["monday"]}}}',
+        r"obligations\.change_window\.days\[0\]: 'monday' is not one of",
     ),
-    ('{"outcome": "deny", "reasons": ["r"], "approvals": {"count": -1}}', "must not be negative"),
+    (
+        '{"outcome": "allow", "reasons": ["r"], "obligations": {"change_window": '
+        '{"start": "08:00"}}}',
+        r"obligations\.change_window\.end: is required",
+    ),
 ]
 
 
@@ -184,14 +203,11 @@ def test_an_input_value_the_engine_cannot_hold_fails_closed(write_bundle: Bundle
 
 # ---- exact values in and out ----------------------------------------------------------
 
-ECHO = (
-    '{"outcome": "deny", "reasons": [input.proposal.intent], '
-    '"approvals": {"count": 0, "any_of": []}}'
-)
+ECHO = '{"outcome": "deny", "reasons": [input.proposal.intent]}'
 
 TRICKY = [
     'he said "hi"',
-    'x"], "outcome": "allow", "approvals": {"count": 0, "any_of": []}, "z": ["',
+    'x"], "outcome": "allow", "min_approvals": 0, "z": ["',
     "back\\slash and \\n not a newline",
     "a real\nnewline\tand tab",
     '"quoted"',

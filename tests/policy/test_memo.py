@@ -8,12 +8,10 @@ import pytest
 
 from placet.domain.lifecycle import Decision, Outcome
 from placet.policy import PolicyBundle, PolicyError, default_bundle, sample_input
-from placet.policy.bundle import default_bundle_files
 from placet.policy.memo import DecisionMemo, remembers
 from tests.policy.conftest import BundleWriter
-from tests.policy.helpers import HEADER, assessed, decision_rule
+from tests.policy.helpers import HEADER, assessed, decision_rule, library_with
 
-_DEFAULT_SOURCE = default_bundle_files().joinpath("placet.rego").read_text()
 ECHO_KIND = decision_rule('{"outcome": "allow", "reasons": [input.proposal.kind]}')
 
 
@@ -72,7 +70,7 @@ def test_a_different_assessment_is_decided_afresh(change: dict[str, Any]) -> Non
     changed = bundle.evaluate(assessed("patch", **change))
     assert changed is not quiet
     fresh = PolicyBundle.from_files(
-        {"p.rego": _DEFAULT_SOURCE, "id.rego": HEADER + "id := input.proposal.id\n"},
+        library_with({"id.rego": HEADER + "id := input.proposal.id\n"}),
         name="fresh",
     )
     want = fresh.evaluate(assessed("patch", **change))

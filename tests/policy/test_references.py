@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from placet.policy import PolicyBundle, sample_input
-from placet.policy.bundle import default_bundle_files
 from placet.policy.references import Pruner, code_only, input_paths
-from tests.policy.helpers import HEADER
+from tests.policy.helpers import HEADER, library_with
 
 
 def test_code_only_blanks_comments_and_strings() -> None:
@@ -106,6 +105,12 @@ WHOLE = READER + "\neverything := input\n"
 _bundles: dict[str, PolicyBundle] = {}
 
 
+def _library(name: str, extra: dict[str, str]) -> PolicyBundle:
+    if name not in _bundles:
+        _bundles[name] = PolicyBundle.from_files(library_with(extra), name=name)
+    return _bundles[name]
+
+
 def _bundle(name: str, source: str) -> PolicyBundle:
     if name not in _bundles:
         _bundles[name] = PolicyBundle.from_files({"p.rego": source}, name=name)
@@ -158,7 +163,6 @@ def test_pruning_never_changes_an_answer(
 
 # The default bundle reads the assessment through object.get: its pruned input must give
 # the same decision as the whole document, whatever the assessment holds or lacks.
-_DEFAULT = default_bundle_files().joinpath("placet.rego").read_text()
 ids = st.sampled_from(["service:checkout", "service:ghost", "db:orders", "queue:jobs"])
 DROPS = (
     *("", "assessment", "blast_radius", "unknown_targets", "internet_reachable"),
@@ -189,8 +193,10 @@ def test_pruning_never_changes_the_default_bundles_answer(
     reachable: list[str],
     drop: str,
 ) -> None:
-    pruned_bundle = _bundle("default-pruned", _DEFAULT)
-    whole_bundle = _bundle("default-whole", _DEFAULT + "\neverything := input\n")
+    pruned_bundle = _library("default-pruned", {})
+    whole_bundle = _library(
+        "default-whole", {"everything.rego": "package placet\n\neverything := input\n"}
+    )
     assert pruned_bundle.input_paths is not None
     assert whole_bundle.input_paths is None
     document = sample_input(kind=kind, environment=environment)

@@ -13,7 +13,8 @@ from placet.policy.bundle import (
     configured_bundle,
     default_bundle,
 )
-from placet.policy.engine import DECISION_RULE, decision_from
+from placet.policy.durations import format_duration, parse_duration
+from placet.policy.engine import DECISION_RULE, DEFAULT_TIMEOUT_SECONDS, decision_from
 from placet.policy.errors import PolicyError
 from placet.policy.input import build_input, rfc3339, sample_input
 from placet.policy.regocpp import Answer
@@ -21,6 +22,7 @@ from placet.policy.regocpp import Answer
 __all__ = [
     "DECISION_RULE",
     "DEFAULT_BUNDLE_NAME",
+    "DEFAULT_TIMEOUT_SECONDS",
     "POLICY_DIR_ENV",
     "Answer",
     "PolicyBundle",
@@ -30,6 +32,8 @@ __all__ = [
     "configured_bundle",
     "decision_from",
     "default_bundle",
+    "format_duration",
+    "parse_duration",
     "rfc3339",
     "sample_input",
 ]

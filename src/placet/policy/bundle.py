@@ -2,7 +2,9 @@
 
 The bundle digest is the SHA-256 (hex) of the RFC 8785 canonical JSON of
 ``{relative posix path: sha256 hex of the file's bytes}``; every decision records it, so
-an auditor can tell exactly which policy said allow, require_approval or deny.
+an auditor can tell exactly which policy said allow, require_approval or deny. Files named
+``*_test.rego`` hold the bundle's unit tests (see :mod:`placet.policy.testing`): they are
+not part of what decides, so they are neither compiled for decisions nor in the digest.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from placet.domain.canonical import digest_of, sha256_hex
 from placet.domain.lifecycle import Decision
-from placet.policy.engine import Engine, decision_from
+from placet.policy.engine import DEFAULT_TIMEOUT_SECONDS, Engine, decision_from
 from placet.policy.errors import PolicyError
 from placet.policy.input import sample_input
 from placet.policy.memo import DecisionMemo, remembers
@@ -28,6 +30,7 @@ from placet.policy.regocpp import Answer, Module
 POLICY_DIR_ENV = "PLACET_POLICY_DIR"
 DEFAULT_BUNDLE_NAME = "default"
 SUFFIX = ".rego"
+TEST_SUFFIX = "_test.rego"
 
 
 def bundle_digest(files: Mapping[str, bytes]) -> str:
@@ -35,23 +38,33 @@ def bundle_digest(files: Mapping[str, bytes]) -> str:
     return digest_of({path: sha256_hex(data) for path, data in files.items()})
 
 
-def _read_tree(root: Traversable, prefix: str, found: dict[str, bytes]) -> None:
+def is_test_file(name: str) -> bool:
+    """Whether a bundle file holds unit tests (``*_test.rego``) rather than policy."""
+    return name.endswith(TEST_SUFFIX)
+
+
+def _read_tree(root: Traversable, prefix: str, found: dict[str, bytes], tests: bool) -> None:
     for entry in root.iterdir():
         relative = f"{prefix}{entry.name}"
         if entry.is_dir():
-            _read_tree(entry, f"{relative}/", found)
-        elif entry.name.endswith(SUFFIX) and entry.is_file():
+            _read_tree(entry, f"{relative}/", found, tests)
+        elif (
+            entry.name.endswith(SUFFIX)
+            and entry.is_file()
+            and (tests or not is_test_file(entry.name))
+        ):
             found[relative] = entry.read_bytes()
 
 
-def read_rego_files(root: Traversable, origin: str) -> dict[str, bytes]:
-    """Every ``.rego`` file under ``root`` (recursively), sorted by relative posix path."""
+def read_rego_files(root: Traversable, origin: str, *, tests: bool = False) -> dict[str, bytes]:
+    """Every ``.rego`` file under ``root`` (recursively), sorted by relative posix path;
+    ``*_test.rego`` files only when ``tests`` is true."""
     if not root.is_dir():
         problem = "is not a directory" if root.is_file() else "does not exist"
         raise PolicyError(f"policy bundle directory {origin} {problem}")
     found: dict[str, bytes] = {}
     try:
-        _read_tree(root, "", found)
+        _read_tree(root, "", found, tests)
     except OSError as exc:
         raise PolicyError(f"policy bundle directory {origin} cannot be read: {exc}") from None
     if not found:
@@ -63,10 +76,17 @@ class PolicyBundle:
     """A loaded, compiled bundle: its name, digest and files, and ``evaluate``.
 
     Build one with :meth:`load` (a directory), :meth:`from_files` (in-memory sources) or
-    :func:`default_bundle`. Safe to share between threads.
+    :func:`default_bundle`. Safe to share between threads. ``timeout`` bounds each
+    evaluation in seconds (None: no limit); past it, evaluation raises PolicyError.
     """
 
-    def __init__(self, name: str, files: Mapping[str, bytes], origin: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        files: Mapping[str, bytes],
+        origin: str,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self.name = name
         self.origin = origin
         self.digest = bundle_digest(files)
@@ -82,31 +102,42 @@ class PolicyBundle:
             except UnicodeDecodeError as exc:
                 raise PolicyError(f"{where}: not UTF-8 text ({exc.reason})") from None
             modules.append(Module(name=path, source=source, origin=where))
-        self._engine = Engine(modules, self._label)
+        self._engine = Engine(modules, self._label, timeout)
         self._smoke_test()
         paths = self._engine.input_paths
         self._memo = DecisionMemo() if remembers(paths, self._engine.sources) else None
 
     @classmethod
-    def load(cls, directory: Path, name: str | None = None) -> PolicyBundle:
-        """Read and compile every ``.rego`` file under ``directory``; ``name`` defaults to
-        the directory's name. Raises PolicyError naming the file and the problem."""
+    def load(
+        cls,
+        directory: Path,
+        name: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+    ) -> PolicyBundle:
+        """Read and compile every ``.rego`` file under ``directory`` but the tests; ``name``
+        defaults to the directory's name. Raises PolicyError naming the file and problem."""
         path = Path(directory)
         files = read_rego_files(path, str(path))
-        return cls(name or path.resolve().name, files, str(path))
+        return cls(name or path.resolve().name, files, str(path), timeout)
 
     @classmethod
     def from_files(
-        cls, files: Mapping[str, str | bytes], name: str, origin: str = "<memory>"
+        cls,
+        files: Mapping[str, str | bytes],
+        name: str,
+        origin: str = "<memory>",
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
     ) -> PolicyBundle:
-        """A bundle from ``{relative posix path: source}``, e.g. for tests and tools."""
+        """A bundle from ``{relative posix path: source}``, e.g. for tests and tools
+        (``*_test.rego`` entries are left out, as when loading a directory)."""
+        files = {path: text for path, text in files.items() if not is_test_file(path)}
         if not files:
             raise PolicyError(f"policy bundle {name!r} has no {SUFFIX} files")
         data = {
             path: text.encode() if isinstance(text, str) else bytes(text)
             for path, text in sorted(files.items())
         }
-        return cls(name, data, origin)
+        return cls(name, data, origin, timeout)
 
     def _smoke_test(self) -> None:
         # rego-cpp reports some mistakes (an unknown function, recursion) only when a rule
@@ -117,6 +148,11 @@ class PolicyBundle:
             self._engine.query(sample_input())
         except PolicyError as exc:
             raise PolicyError(f"{exc} (found by evaluating a sample proposal at load)") from None
+
+    @property
+    def timeout(self) -> float | None:
+        """The time limit of one evaluation in seconds (None: no limit)."""
+        return self._engine.timeout
 
     @property
     def sessions(self) -> int:
@@ -145,6 +181,10 @@ class PolicyBundle:
             raise
         except Exception as exc:  # fail closed on anything the engine binding raises
             raise PolicyError(f"{self._label}: the policy engine failed: {exc!r}") from exc
+
+    def decide(self, answer: Answer) -> Decision:
+        """The Decision an answer of this bundle stands for (PolicyError when malformed)."""
+        return decision_from(answer, self.digest, self._label)
 
     def evaluate(self, input_document: Mapping[str, Any]) -> Decision:
         """Decide on ``input_document`` (see :func:`placet.policy.input.build_input`).

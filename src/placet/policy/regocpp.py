@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from placet.policy.errors import PolicyError
+from placet.policy.references import code_only
 
 # Node kinds from rego_c.h (REGO_NODE_*).
 _OBJECT_ITEM = 1007
@@ -126,16 +127,22 @@ class _BadValue(Exception):
 class Session:
     """One rego-cpp interpreter with its own compiled bundle; one thread at a time."""
 
-    def __init__(self, modules: Sequence[Module], entrypoint: str, label: str) -> None:
+    def __init__(
+        self, modules: Sequence[Module], entrypoint: str | Sequence[str], label: str
+    ) -> None:
         self._lib = library()
         self._interpreter: int | None = None
         self._bundle: int | None = None
-        self._entry = entrypoint.encode()
+        names = [entrypoint] if isinstance(entrypoint, str) else list(entrypoint)
+        self._entries = [name.encode() for name in names]
+        self._entry = self._entries[0]
         self.label = label
         self._reader = _Reader(self._lib)
         self._compile(modules)
 
     def _compile(self, modules: Sequence[Module]) -> None:
+        for module in modules:
+            _refuse_unsupported(module)
         lib = self._lib
         interpreter = lib.regoNew()
         if not interpreter:  # pragma: no cover - out of memory
@@ -145,7 +152,8 @@ class Session:
         for module in modules:
             if lib.regoAddModule(interpreter, module.name.encode(), module.source.encode()):
                 raise PolicyError(_compile_message(_error_text(lib, interpreter), module))
-        lib.regoAddEntrypoint(interpreter, self._entry)
+        for entry in self._entries:
+            lib.regoAddEntrypoint(interpreter, entry)
         bundle = lib.regoBuild(interpreter)
         if not bundle:
             raise PolicyError(f"{self.label}: {_error_text(lib, interpreter) or 'build failed'}")
@@ -154,8 +162,10 @@ class Session:
             problems = _error_messages(lib, lib.regoBundleNode(bundle))
             raise PolicyError(f"{self.label}: the policy does not compile: {problems}")
 
-    def query(self, document: Mapping[str, Any]) -> Answer:
-        """Evaluate the entrypoint with ``document`` as ``input``; engine errors raise."""
+    def query(self, document: Mapping[str, Any], entrypoint: str | None = None) -> Answer:
+        """Evaluate the (first, or named) entrypoint with ``document`` as ``input``; engine
+        errors raise PolicyError."""
+        entry = self._entry if entrypoint is None else entrypoint.encode()
         lib = self._lib
         handle = lib.regoNewInput()
         try:
@@ -171,7 +181,7 @@ class Session:
                 raise PolicyError(f"the policy engine rejected the input document: {detail}")
         finally:
             lib.regoFreeInput(handle)
-        output = lib.regoBundleQueryEntrypoint(self._interpreter, self._bundle, self._entry)
+        output = lib.regoBundleQueryEntrypoint(self._interpreter, self._bundle, entry)
         if not output:
             detail = _error_text(lib, self._interpreter)
             raise PolicyError(f"{self.label}: evaluation failed: {detail}")
@@ -190,6 +200,24 @@ class Session:
         if self._interpreter:
             lib.regoFree(self._interpreter)
             self._interpreter = None
+
+
+# rego-cpp (as shipped in regopy) aborts the whole process, uncatchably, when a rule that
+# calls a builtin is evaluated under ``with input as <value>`` (the whole input). Replacing
+# parts of the input (``with input.proposal as {...}``) works, so refuse the form up front.
+_WITH_WHOLE_INPUT = re.compile(r"(?<![A-Za-z0-9_.])with\s+input\s+as(?![A-Za-z0-9_])")
+
+
+def _refuse_unsupported(module: Module) -> None:
+    code = code_only(module.source)
+    match = _WITH_WHOLE_INPUT.search(code)
+    if match is not None:
+        line = code.count("\n", 0, match.start()) + 1
+        raise PolicyError(
+            f"{module.origin}:{line}: `with input as ...` (replacing the whole input) is not "
+            "supported by placet's Rego engine; replace its parts instead, e.g. "
+            "`with input.proposal as {...} with input.assessment as {...}`"
+        )
 
 
 # ---- input: push a JSON document onto rego-cpp's input stack -------------------------

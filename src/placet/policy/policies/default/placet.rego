@@ -1,90 +1,50 @@
-# The default placet policy.
+# placet's shipped policy library: how the rules combine into one decision.
 #
-# placet asks one question of a policy bundle: what is data.placet.decision for this
-# proposal? The answer is an object:
+# placet asks one question of a bundle: what is data.placet.decision for this proposal?
+# Every rule file of this library (package placet) adds to two sets:
 #
-#   {"outcome": "allow" | "require_approval" | "deny",
-#    "reasons": ["why, in words a reviewer reads"],
-#    "approvals": {"count": <humans needed>, "any_of": [<names, "team:T" or "role:R">]}}
+#   deny_reasons   strings: any one of them denies the proposal;
+#   requirements   objects {"reason", "min_approvals", "from", "expires_in"}: each asks for
+#                  human approval ("from" = [] means any approver).
 #
-# This bundle says:
-#   1. deny destructive action kinds, in every environment;
-#   2. otherwise require one human approval when any of these holds:
-#      - the change is in production;
-#      - a target is not in the System Graph (placet never allows blind);
-#      - the blast radius holds a revenue path or regulated data;
-#      - the blast radius is larger than max_blast_radius nodes;
+# and production changes carry a change window (see production.rego). They combine so:
+#   1. any deny reason denies, with every deny reason listed (deny wins);
+#   2. otherwise any requirement asks for approval with the strictest of them: the most
+#      approvals any rule asks for, from the union of the approvers the rules name (a rule
+#      naming nobody in particular adds no restriction), expiring at the shortest expiry,
+#      with every reason listed;
 #   3. otherwise allow.
-# A deny always wins over an approval requirement, which wins over an allow. Every
-# reason that applies is listed.
+# Approvers are always distinct from the owner of the proposing agent.
 #
-# If the decision is undefined (for instance the input has no environment) placet
-# fails closed: the proposal ends `failed` and nothing runs.
+# Files: destructive.rego, production.rego, revenue.rego, blast_radius.rego,
+# unknown_targets.rego; each has its tests beside it (*_test.rego, `placet policy test`).
 package placet
 
 import rego.v1
 
-# Action kinds that destroy what cannot be restored. Kept as data: add a kind here to
-# forbid it everywhere.
-destructive_kinds := {
-	"delete_resource",
-	"drop_database",
-	"destroy_environment",
-	"purge_data",
-}
+# How long an approval request stays open when no rule asks for less (seconds; 24 h).
+default_expires_in := 86400
 
-# Environments in which every change needs a human's approval first.
-approval_environments := {"production"}
-
-# More affected nodes than this needs a human's approval.
-max_blast_radius := 25
-
-# One approval from any human who may approve (an empty any_of names no one in particular).
-one_approval := {"count": 1, "any_of": []}
-
-# allow and deny need no approvals.
-no_approvals := {"count": 0, "any_of": []}
-
-kind := input.proposal.kind
-
-environment := input.proposal.environment
-
-
-approval_reasons contains sprintf("changes in %s need one human approval", [environment]) if {
-	environment in approval_environments
-}
-
-approval_reasons contains sprintf("target %s is not in the System Graph: a human must look", [t]) if {
-	some t in object.get(input, ["assessment", "unknown_targets"], [])
-}
-
-approval_reasons contains "the blast radius includes a revenue path" if {
-	object.get(input, ["assessment", "blast_radius", "revenue_path"], false) == true
-}
-
-approval_reasons contains sprintf("the blast radius holds regulated data: %s", [c]) if {
-	some c in object.get(input, ["assessment", "blast_radius", "data_classes"], [])
-}
-
-approval_reasons contains sprintf("the blast radius is %d nodes, more than %d", [n, max_blast_radius]) if {
-	n := object.get(input, ["assessment", "blast_radius", "count"], 0)
-	n > max_blast_radius
-}
+# Who may never approve: "proposer-owner" is the human who owns the proposing agent.
+approvers_distinct_from := ["proposer-owner"]
 
 decision := {
 	"outcome": "deny",
-	"reasons": [sprintf("action kind %s is destructive and is never allowed", [kind])],
-	"approvals": no_approvals,
+	"reasons": deny_reasons,
 } if {
-	kind in destructive_kinds
+	count(deny_reasons) > 0
 } else := {
 	"outcome": "require_approval",
-	"reasons": sort([r | some r in approval_reasons]),
-	"approvals": one_approval,
+	"reasons": {r.reason | some r in requirements},
+	"min_approvals": max({r.min_approvals | some r in requirements}),
+	"from": {s | some r in requirements; some s in r.from},
+	"distinct_from": approvers_distinct_from,
+	"expires_in": min({r.expires_in | some r in requirements}),
+	"obligations": obligations,
 } if {
-	count(approval_reasons) > 0
+	count(requirements) > 0
 } else := {
 	"outcome": "allow",
-	"reasons": [sprintf("no rule requires approval in %s", [environment])],
-	"approvals": no_approvals,
+	"reasons": [sprintf("no rule requires approval in %s", [input.proposal.environment])],
+	"obligations": obligations,
 }
