@@ -78,6 +78,9 @@ class Tokens:
     agent: str
     runner: str
     other_agent: str
+    admin: str
+    viewer: str
+    auditor: str
 
 
 @pytest.fixture
@@ -87,13 +90,18 @@ def tokens(plane: ControlPlane) -> Tokens:
 
 
 def add_principals(plane: ControlPlane) -> Tokens:
+    """olivia (approver) owns the agents and the runner; rita (approver, team sre) reviews;
+    ada is admin, vera viewer, aud auditor."""
     add = plane.principals.add
-    owner = add("olivia", "human")[1]
+    owner = add("olivia", "human", None, (), ("approver",))[1]
     human = add("rita", "human", None, ("sre",), ("approver",))[1]
     agent = add("bot", "agent", "olivia")[1]
     other = add("other-bot", "agent", "olivia")[1]
     runner = add("runner-1", "runner", "olivia")[1]
-    return Tokens(owner, human, agent, runner, other)
+    admin = add("ada", "human", None, (), ("admin",))[1]
+    viewer = add("vera", "human", None, (), ("viewer",))[1]
+    auditor = add("aud", "human", None, (), ("auditor",))[1]
+    return Tokens(owner, human, agent, runner, other, admin, viewer, auditor)
 
 
 @dataclass

@@ -132,17 +132,22 @@ def test_bad_and_missing_tokens(server: Server, clients: dict[str, httpx.Client]
 def test_wrong_roles(clients: dict[str, httpx.Client]) -> None:
     proposal = clients["agent"].post("/v1/proposals", json=GOOD).json()
     before = footprint(clients["human"])
-    expect_problem(clients["human"].post("/v1/proposals", json=GOOD), 403, "only agents propose")
+    # The permission table refuses before the services are asked (403 not-permitted).
+    expect_problem(clients["human"].post("/v1/proposals", json=GOOD), 403, "this needs agent")
     expect_problem(
-        clients["agent"].post(f"/v1/proposals/{proposal['id']}/approve"), 403, "never approves"
+        clients["agent"].post(f"/v1/proposals/{proposal['id']}/approve"),
+        403,
+        "this needs approver",
     )
     expect_problem(
         clients["runner"].post(f"/v1/proposals/{proposal['id']}/deny", json={"reason": "x"}),
         403,
-        "never approves",
+        "this needs approver",
     )
     expect_problem(
-        clients["human"].post("/v1/runners/lease", json={"kinds": ["shell"]}), 403, "only runners"
+        clients["human"].post("/v1/runners/lease", json={"kinds": ["shell"]}),
+        403,
+        "this needs runner",
     )
     assert footprint(clients["human"]) == before
 

@@ -18,7 +18,7 @@ def client(world: World, token: str | None) -> httpx.Client:
 
 
 def test_import_query_and_read(world: World) -> None:
-    with client(world, world.tokens.human) as human:
+    with client(world, world.tokens.admin) as human:
         response = human.post(
             "/v1/graph/imports",
             json={
@@ -53,7 +53,7 @@ def test_import_query_and_read(world: World) -> None:
 
 def test_multipart_import(world: World) -> None:
     overlay = b"placet-graph: v1\nnodes:\n  lonely: {kind: service}\n"
-    with client(world, world.tokens.human) as human:
+    with client(world, world.tokens.admin) as human:
         response = human.post(
             "/v1/graph/imports",
             data={"source": "multipart"},
@@ -73,7 +73,7 @@ def test_refusals(world: World) -> None:
         assert agent.get("/v1/graph").status_code == 200
     with client(world, None) as anonymous:
         assert anonymous.get("/v1/graph").status_code == 401
-    with client(world, world.tokens.human) as human:
+    with client(world, world.tokens.admin) as human:
         before = human.get("/v1/graph/versions").json()["items"]
         bad = human.post(
             "/v1/graph/imports",

@@ -11,7 +11,7 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def test_graph_commands_over_http(server: Server, tokens: Tokens) -> None:
-    remote = ["--server", server.url, "--token", tokens.human]
+    remote = ["--server", server.url, "--token", tokens.admin]
     imported = cli(
         "graph", "import", str(DATA / "online-boutique"), "--source", "boutique", "--json", *remote
     )
@@ -35,4 +35,4 @@ def test_graph_commands_over_http(server: Server, tokens: Tokens) -> None:
         "--token",
         tokens.agent,
     )
-    assert refused.returncode == 2 and "only humans" in refused.stderr
+    assert refused.returncode == 2 and "this needs admin" in refused.stderr

@@ -16,6 +16,7 @@ from placet.domain.errors import (
     IllegalTransition,
     InputError,
     NotFound,
+    NotPermitted,
     PlacetError,
     Unauthenticated,
 )
@@ -46,6 +47,16 @@ def from_error(exc: PlacetError) -> JSONResponse:
         return problem(422, "Invalid input", str(exc), field=exc.field)
     if isinstance(exc, Unauthenticated):
         return problem(401, "Unauthenticated", str(exc))
+    if isinstance(exc, NotPermitted):
+        return problem(
+            403,
+            "Not permitted",
+            str(exc),
+            principal=exc.principal,
+            endpoint=exc.endpoint,
+            roles=list(exc.roles),
+            required_roles=list(exc.needed),
+        )
     if isinstance(exc, Forbidden):
         return problem(403, "Forbidden", str(exc))
     if isinstance(exc, NotFound):

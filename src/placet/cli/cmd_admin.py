@@ -1,4 +1,4 @@
-"""``placet init``, ``placet serve`` and ``placet principal add|list|token``."""
+"""``placet init``, ``placet serve``, ``placet principal ...`` and ``placet group ...``."""
 
 from __future__ import annotations
 
@@ -25,8 +25,13 @@ if TYPE_CHECKING:
     from placet.service.control_plane import ControlPlane
 
 principal_app = typer.Typer(
-    help="Humans, agents and runners, and their API tokens.", no_args_is_help=True
+    help="Humans, agents and runners, their roles and their API tokens.", no_args_is_help=True
 )
+group_app = typer.Typer(
+    help="Groups and teams and their members (on the local data dir).", no_args_is_help=True
+)
+member_app = typer.Typer(help="Add or remove a group's members.", no_args_is_help=True)
+LOCAL_ADMIN = "local-cli"  # who ``principal roles`` records on a local data dir
 
 
 def open_plane_with(settings: Settings) -> ControlPlane:
@@ -103,12 +108,23 @@ def principal_add(
     owner: Annotated[
         str | None, typer.Option(help="The human answerable for an agent or runner.")
     ] = None,
-    team: Annotated[list[str] | None, typer.Option("--team", help="Team (repeatable).")] = None,
-    role: Annotated[list[str] | None, typer.Option("--role", help="Role (repeatable).")] = None,
+    team: Annotated[
+        list[str] | None,
+        typer.Option("--team", help="Group or team (repeatable; created as a team if new)."),
+    ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            help="Humans: admin, approver, viewer or auditor (repeatable; default viewer).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     json: Json = False,
 ) -> None:
-    """Register a principal and print its API token (shown once, stored only as a hash)."""
+    """Register a principal and print its API token (shown once, stored only as a hash).
+
+    Humans hold roles (viewer unless --role says otherwise); agents and runners hold none."""
     cp = open_plane(data_dir)
     try:
         principal, token = cp.principals.add(
@@ -122,11 +138,14 @@ def principal_add(
                 "id": principal.id,
                 "name": principal.name,
                 "kind": principal.kind.value,
+                "roles": list(principal.roles),
+                "teams": list(principal.teams),
                 "token": token,
             }
         )
         return
-    console.print(f"{principal.kind.value} {principal.name} ({principal.id})")
+    roles = f" roles {','.join(principal.roles)}" if principal.roles else ""
+    console.print(f"{principal.kind.value} {principal.name} ({principal.id}){roles}")
     console.print(f"token: {token}")
     console.print("Keep it now: placet stores only its hash and cannot show it again.")
 
@@ -179,7 +198,203 @@ def principal_token(
     console.print(f"token: {token}")
 
 
+@principal_app.command("roles")
+def principal_roles(
+    name: Annotated[str, typer.Argument(help="The human's name.")],
+    roles: Annotated[
+        list[str], typer.Argument(help="Its roles from now on: admin, approver, viewer, auditor.")
+    ],
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Replace a human's roles (agents and runners hold none)."""
+    cp = open_plane(data_dir)
+    try:
+        principal = cp.principals.set_roles(name, roles, LOCAL_ADMIN)
+    finally:
+        cp.close()
+    if json:
+        from placet.service.principals import principal_view
+
+        print_json(principal_view(principal))
+        return
+    console.print(f"{principal.name}: {', '.join(principal.roles)}")
+
+
+@principal_app.command("show")
+def principal_show(
+    name: Annotated[str, typer.Argument(help="The principal's name.")],
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Show one principal: kind, owner, roles and groups (never its token)."""
+    cp = open_plane(data_dir)
+    try:
+        view = cp.principals.view(name)
+    finally:
+        cp.close()
+    if json:
+        print_json(view)
+        return
+    for key in ("name", "kind", "id", "owner", "roles", "teams", "created_at"):
+        value = view.get(key)
+        shown = ", ".join(value) if isinstance(value, list) else (value or "")
+        console.print(f"{key:<10} {shown}")
+
+
+@group_app.command("add")
+def group_add(
+    name: Annotated[str, typer.Argument(help="Unique group name, e.g. payments.")],
+    kind: Annotated[str, typer.Option("--kind", help="team or group.")] = "team",
+    title: Annotated[str | None, typer.Option(help="A display title.")] = None,
+    parent: Annotated[str | None, typer.Option(help="An existing parent group.")] = None,
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Create a group or team."""
+    cp = open_plane(data_dir)
+    try:
+        group = cp.principals.add_group(name, kind, title, parent)
+    finally:
+        cp.close()
+    if json:
+        print_json(group)
+        return
+    console.print(f"{group['kind']} {group['name']} created")
+
+
+@group_app.command("list")
+def group_list(data_dir: DataDir = None, json: Json = False) -> None:
+    """List groups and teams with their members."""
+    cp = open_plane(data_dir)
+    try:
+        items = cp.principals.list_groups()
+    finally:
+        cp.close()
+    if json:
+        print_json(items)
+        return
+    table = Table("name", "kind", "title", "parent", "members", "source")
+    for g in items:
+        table.add_row(
+            g["name"],
+            g["kind"],
+            g["title"] or "",
+            g["parent"] or "",
+            ",".join(g["members"]),
+            g["source"],
+        )
+    console.print(table)
+
+
+@group_app.command("show")
+def group_show(
+    name: Annotated[str, typer.Argument(help="The group's name.")],
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Show one group and its members."""
+    cp = open_plane(data_dir)
+    try:
+        group = cp.principals.get_group(name)
+    finally:
+        cp.close()
+    if json:
+        print_json(group)
+        return
+    for key in ("name", "kind", "title", "parent", "source", "created_at", "members"):
+        value = group.get(key)
+        shown = ", ".join(value) if isinstance(value, list) else (value or "")
+        console.print(f"{key:<10} {shown}")
+
+
+@group_app.command("remove")
+def group_remove(
+    name: Annotated[str, typer.Argument(help="The group's name.")],
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Delete a group and every membership in it."""
+    cp = open_plane(data_dir)
+    try:
+        report = cp.principals.remove_group(name)
+    finally:
+        cp.close()
+    if json:
+        print_json(report)
+        return
+    gone = report["memberships_removed"]
+    console.print(f"removed {name} ({len(gone)} membership(s) ended)")
+
+
+@group_app.command("import")
+def group_import(data_dir: DataDir = None, json: Json = False) -> None:
+    """Create groups and memberships from the current graph's teams (Backstage Groups/Users).
+
+    Members that are not registered humans are listed, not created."""
+    cp = open_plane(data_dir)
+    try:
+        report = cp.principals.import_groups_from_graph(cp.graph)
+        imported = set(report["groups"])
+        groups = [g for g in cp.principals.list_groups() if g["name"] in imported]
+    finally:
+        cp.close()
+    if json:
+        print_json(report)
+        return
+    table = Table("group", "parent", "members")
+    for g in groups:
+        table.add_row(g["name"], g["parent"] or "", ",".join(g["members"]))
+    console.print(table)
+    console.print(
+        f"groups created {report['groups_created']}, updated {report['groups_updated']}, "
+        f"memberships added {report['memberships_added']}"
+    )
+    if report["unknown_users"]:
+        console.print(f"not registered (skipped): {', '.join(report['unknown_users'])}")
+
+
+@member_app.command("add")
+def member_add(
+    group: Annotated[str, typer.Argument(help="The group's name.")],
+    principal: Annotated[str, typer.Argument(help="The principal's name.")],
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Make a principal a member of a group."""
+    cp = open_plane(data_dir)
+    try:
+        view = cp.principals.add_member(group, principal)
+    finally:
+        cp.close()
+    if json:
+        print_json(view)
+        return
+    console.print(f"{group}: {', '.join(view['members'])}")
+
+
+@member_app.command("remove")
+def member_remove(
+    group: Annotated[str, typer.Argument(help="The group's name.")],
+    principal: Annotated[str, typer.Argument(help="The principal's name.")],
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """End a principal's membership of a group."""
+    cp = open_plane(data_dir)
+    try:
+        view = cp.principals.remove_member(group, principal)
+    finally:
+        cp.close()
+    if json:
+        print_json(view)
+        return
+    console.print(f"{group}: {', '.join(view['members']) or '(no members)'}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(serve)
     app.add_typer(principal_app, name="principal")
+    group_app.add_typer(member_app, name="member")
+    app.add_typer(group_app, name="group")

@@ -40,6 +40,23 @@ class Forbidden(PlacetError):
         self.reason = reason
 
 
+class NotPermitted(Forbidden):
+    """The permission table does not let any of the principal's roles call an endpoint."""
+
+    def __init__(
+        self, principal: str, endpoint: str, roles: tuple[str, ...], needed: tuple[str, ...]
+    ) -> None:
+        has = ", ".join(roles) if roles else "no role"
+        wants = " or ".join(needed) if needed else "a role nobody holds (not in the table)"
+        reason = f"{principal} has {has}; this needs {wants}"
+        if len(needed) == 1 and needed[0] in ("agent", "runner"):
+            reason += f" (only {needed[0]}s may)"
+        super().__init__(principal, endpoint, reason)
+        self.endpoint = endpoint
+        self.roles = roles
+        self.needed = needed
+
+
 class NotFound(PlacetError):
     """The named thing does not exist (or the caller may not know that it does)."""
 

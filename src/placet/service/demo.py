@@ -69,14 +69,14 @@ def start(data_dir: Path, port: int, say: Callable[[str], None]) -> DemoWorld:
     with as_file(files("placet.service") / "data" / "demo-graph.yaml") as graph_file:
         cp.graph.import_paths([graph_file], source="demo")
     world = DemoWorld(data_dir, f"http://127.0.0.1:{port}", cp, {})
-    for name, kind, owner in [
-        ("demo-owner", "human", None),
-        ("demo-approver", "human", None),
-        ("demo-agent", "agent", "demo-owner"),
-        ("demo-runner", "runner", "demo-owner"),
+    for name, kind, owner, roles in [
+        ("demo-owner", "human", None, ("approver",)),
+        ("demo-approver", "human", None, ("approver",)),
+        ("demo-agent", "agent", "demo-owner", ()),
+        ("demo-runner", "runner", "demo-owner", ()),
     ]:
         try:
-            world.tokens[name] = cp.principals.add(name, kind, owner, ("demo",))[1]
+            world.tokens[name] = cp.principals.add(name, kind, owner, ("demo",), roles)[1]
         except PlacetError:
             world.tokens[name] = cp.principals.issue_token(name)[1]
     config = uvicorn.Config(create_app(cp), host="127.0.0.1", port=port, log_level="warning")
