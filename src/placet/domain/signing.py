@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 
@@ -131,6 +132,18 @@ class SigningKey:
 
     def sign(self, data: bytes) -> bytes:
         return self._private.sign(data)
+
+    def derive(self, label: bytes, length: int = 32) -> bytes:
+        """A secret for one purpose (``label``), derived from this key with HKDF-SHA256.
+
+        Deterministic, so nothing derived needs storing; a new key derives new secrets.
+        """
+        raw = self._private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=label).derive(raw)
 
     def sign_envelope(
         self, payload: bytes, payload_type: str = IN_TOTO_PAYLOAD_TYPE

@@ -12,6 +12,9 @@ from placet.domain.errors import InputError
 
 DEFAULT_DATA_DIR = Path(".placet")
 DEFAULT_PORT = 8700
+DEFAULT_PUBLIC_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,14 @@ class Settings:
     capsule_seconds: float = 300.0
     checkpoint_seconds: float = 1.0
     max_body_bytes: int = 1024 * 1024
+    # Notifications: links in messages point at public_url; email goes through SMTP.
+    public_url: str = DEFAULT_PUBLIC_URL
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -49,12 +60,25 @@ _ENV = {
     "PLACET_LEASE_SECONDS": "lease_seconds",
     "PLACET_CAPSULE_SECONDS": "capsule_seconds",
     "PLACET_CHECKPOINT_SECONDS": "checkpoint_seconds",
+    "PLACET_PUBLIC_URL": "public_url",
+    "PLACET_SMTP_HOST": "smtp_host",
+    "PLACET_SMTP_PORT": "smtp_port",
+    "PLACET_SMTP_FROM": "smtp_from",
+    "PLACET_SMTP_USER": "smtp_user",
+    "PLACET_SMTP_PASSWORD": "smtp_password",
+    "PLACET_SMTP_STARTTLS": "smtp_starttls",
 }
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     kinds = {f.name: f.type for f in fields(Settings)}
     kind = kinds.get(name)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise InputError(source, f"must be true or false, not {value!r}")
     if kind == "float" or kind == "int":
         try:
             number = float(value) if kind == "float" else int(value)
