@@ -182,6 +182,6 @@ def test_nobody_approves_what_their_agent_made(server: Server, tokens: Tokens) -
     with client(server, tokens.owner) as c:
         response = c.post(f"/v1/proposals/{proposal['id']}/approve")
     assert response.status_code == 403
-    assert "their agent" in response.json()["detail"]
+    assert "owns bot, the agent that proposed this" in response.json()["detail"]
     with client(server, tokens.human) as c:
         assert c.get(f"/v1/proposals/{proposal['id']}").json()["state"] == "pending_approval"

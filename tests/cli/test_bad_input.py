@@ -122,7 +122,9 @@ def test_proposal_commands_refuse_bad_input(
     before = ledger_and_proposals(plane)
     one_line_error(cli("approve", proposal["id"], "--token", tokens.agent, *d), 2, "never approves")
     one_line_error(
-        cli("approve", proposal["id"], "--token", tokens.owner, *d), 2, "their agent made"
+        cli("approve", proposal["id"], "--token", tokens.owner, *d),
+        2,
+        "the agent that proposed this",
     )
     one_line_error(cli("approve", "NOPE", "--token", tokens.human, *d), 2, "no proposal 'NOPE'")
     one_line_error(cli("status", "--state", "melted", *d), 2, "unknown state")

@@ -99,8 +99,8 @@ def test_a_policy_error_fails_closed(tmp_path: Path) -> None:
     policy.mkdir()
     (policy / "p.rego").write_text(
         "package placet\nimport rego.v1\n"
-        'decision := {"outcome": "allow", "reasons": ["ok"], "approvals": {"count": 0, '
-        '"any_of": []}} if input.proposal.environment == "staging"\n'
+        'decision := {"outcome": "allow", "reasons": ["ok"]} '
+        'if input.proposal.environment == "staging"\n'
     )
     settings = load_settings(tmp_path / "data", policy_dir=policy)
     initialise(settings)

@@ -8,7 +8,17 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import placet
-from placet.api import problems, routes_graph, routes_ledger, routes_proposals, routes_runners
+from placet.api import (
+    problems,
+    routes_graph,
+    routes_ledger,
+    routes_notifications,
+    routes_people,
+    routes_policy,
+    routes_proposals,
+    routes_reports,
+    routes_runners,
+)
 from placet.api.limits import BodyLimit
 from placet.api.schemas import BODIES
 from placet.service.control_plane import ControlPlane
@@ -29,6 +39,10 @@ def create_app(cp: ControlPlane) -> FastAPI:
     app.include_router(routes_ledger.router)
     app.include_router(routes_runners.router)
     app.include_router(routes_graph.router)
+    app.include_router(routes_policy.router)
+    app.include_router(routes_reports.router)
+    app.include_router(routes_people.router)
+    app.include_router(routes_notifications.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and ledger size")
     def healthz() -> dict[str, Any]:

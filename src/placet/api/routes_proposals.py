@@ -68,7 +68,10 @@ async def approve(request: Request, proposal_id: str, who: Caller) -> dict[str, 
     """A human's yes, bound to ``digest`` when given (else the proposal's digest)."""
     body = await json_body(request, required=False)
     digest = _optional_str(body, "digest")
-    return await run_in_threadpool(plane(request).proposals.approve, who, proposal_id, digest)
+    reason = _optional_str(body, "reason") or ""
+    return await run_in_threadpool(
+        plane(request).proposals.approve, who, proposal_id, digest, reason
+    )
 
 
 @router.post(

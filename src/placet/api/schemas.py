@@ -34,9 +34,10 @@ class ProposalBody(BaseModel):
 
 
 class ApproveBody(BaseModel):
-    """Optional: the digest the human reviewed (defaults to the proposal's)."""
+    """Optional: the digest the human reviewed (defaults to the proposal's) and why."""
 
     digest: str | None = None
+    reason: str | None = None
 
 
 class DenyBody(BaseModel):
@@ -68,6 +69,70 @@ class ReportBody(BaseModel):
     envelope: dict[str, Any] = Field(description="Runner-signed DSSE envelope.")
 
 
+class PrincipalBody(BaseModel):
+    """A principal to register; the response carries its token, shown once."""
+
+    name: str = Field(description="Unique name, e.g. alice or deploy-bot.")
+    kind: str = Field(description="human, agent or runner.")
+    owner: str | None = Field(None, description="The human answerable for an agent or runner.")
+    teams: list[str] = Field(default_factory=list, description="Groups (created if new).")
+    roles: list[str] = Field(
+        default_factory=list,
+        description="Humans: admin, approver, viewer, auditor (default viewer). Others: none.",
+    )
+
+
+class RolesBody(BaseModel):
+    """A human's roles, replacing the ones it has."""
+
+    roles: list[str]
+
+
+class GroupBody(BaseModel):
+    """A group or team made by hand."""
+
+    name: str
+    kind: str = Field("team", description="team or group.")
+    title: str | None = None
+    parent: str | None = Field(None, description="An existing group.")
+
+
+class MemberBody(BaseModel):
+    """The principal to add to a group."""
+
+    principal: str
+
+
+class ChannelBody(BaseModel):
+    """A notification channel: webhook/slack need ``config.url``, email ``config.to``."""
+
+    name: str
+    kind: str = Field(description="webhook, slack or email")
+    config: dict[str, Any]
+    events: list[str] = Field(default_factory=list, description="Empty: every event.")
+
+
+class PolicyPushBody(BaseModel):
+    """A policy bundle: its Rego files by relative path; it must compile."""
+
+    name: str = "bundle"
+    files: dict[str, str]
+    shadow: bool = False
+
+
+class RollbackBody(BaseModel):
+    """Optional: the bundle (id or digest prefix) to put back in force."""
+
+    to: str | None = None
+
+
+class EvalBody(BaseModel):
+    """An input document and which bundle to ask (default: the enforcing one)."""
+
+    input: dict[str, Any]
+    bundle: str | None = Field(default=None, description="A bundle id, digest prefix or 'shadow'.")
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details."""
 
@@ -91,6 +156,10 @@ def body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 
 
 BODIES: list[type[BaseModel]] = [
+    ChannelBody,
+    PolicyPushBody,
+    RollbackBody,
+    EvalBody,
     VerifySpec,
     ProposalBody,
     ApproveBody,
@@ -100,5 +169,9 @@ BODIES: list[type[BaseModel]] = [
     LeaseBody,
     FencedBody,
     ReportBody,
+    PrincipalBody,
+    RolesBody,
+    GroupBody,
+    MemberBody,
     Problem,
 ]

@@ -126,6 +126,23 @@ def show(p: dict[str, Any], server: str | None = None) -> None:
     decision = p.get("decision")
     if decision:
         console.print(f"  policy  {decision['outcome']}: {'; '.join(decision['reasons'])}")
+        needs = decision.get("approvals") or {}
+        if decision["outcome"] == "require_approval" and needs:
+            approvals = [v for v in p.get("votes", []) if v["vote"] == "approve"]
+            who = ", ".join(needs.get("from") or []) or "any approver"
+            console.print(
+                f"  quorum  {len(approvals)} of {needs['min_approvals']} from {who}"
+                + (f"; decide by {p['deadline']}" if p.get("deadline") else "")
+            )
+        window = (decision.get("obligations") or {}).get("change_window")
+        if window:
+            days = ",".join(window["days"])
+            console.print(
+                f"  window  {days} {window['start']}-{window['end']} {window['timezone']}"
+            )
+    for vote in p.get("votes", []):
+        why = f": {vote['reason']}" if vote.get("reason") else ""
+        console.print(f"  {vote['vote']:7} {vote['by']} at {vote.get('at') or '?'}{why}")
     if p.get("reason"):
         console.print(f"  reason  {p['reason']}")
     if p["state"] == "pending_approval":
@@ -138,13 +155,14 @@ def approve(
     digest: Annotated[
         str | None, typer.Option(help="The digest you reviewed (default: the proposal's).")
     ] = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded with the approval).")] = "",
     server: Server = None,
     token: Token = None,
     data_dir: DataDir = None,
     json: Json = False,
 ) -> None:
-    """Approve a pending proposal as a named human."""
-    result = backend(server, token, data_dir).approve(proposal_id, digest)
+    """Approve a pending proposal as a named human (bound to its digest)."""
+    result = backend(server, token, data_dir).approve(proposal_id, digest, reason)
     print_json(result) if json else show(result, server)
 
 

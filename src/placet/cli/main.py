@@ -6,7 +6,16 @@ import sys
 
 import typer
 
-from placet.cli import cmd_admin, cmd_evidence, cmd_graph, cmd_proposals, cmd_runner, demo
+from placet.cli import (
+    cmd_admin,
+    cmd_evidence,
+    cmd_graph,
+    cmd_notifications,
+    cmd_policy,
+    cmd_proposals,
+    cmd_runner,
+    demo,
+)
 from placet.domain.errors import (
     Conflict,
     Forbidden,
@@ -50,6 +59,8 @@ cmd_proposals.register(app)
 cmd_evidence.register(app)
 cmd_graph.register(app)
 cmd_runner.register(app)
+cmd_policy.register(app)
+cmd_notifications.register(app)
 demo.register(app)
 
 

@@ -25,7 +25,7 @@ class Backend(Protocol):
     def propose(self, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]: ...
     def get(self, proposal_id: str) -> dict[str, Any]: ...
     def list(self, state: str | None, agent: str | None, limit: int) -> list[dict[str, Any]]: ...
-    def approve(self, proposal_id: str, digest: str | None) -> dict[str, Any]: ...
+    def approve(self, proposal_id: str, digest: str | None, reason: str = "") -> dict[str, Any]: ...
     def deny(self, proposal_id: str, reason: str) -> dict[str, Any]: ...
     def cancel(self, proposal_id: str, reason: str) -> dict[str, Any]: ...
     def evidence(self, proposal_id: str) -> dict[str, Any]: ...
@@ -53,8 +53,8 @@ class LocalBackend:
     def list(self, state: str | None, agent: str | None, limit: int) -> list[dict[str, Any]]:
         return self.cp.proposals.list(self._reader(), state, agent, limit)
 
-    def approve(self, proposal_id: str, digest: str | None) -> dict[str, Any]:
-        return self.cp.proposals.approve(self._who(), proposal_id, digest)
+    def approve(self, proposal_id: str, digest: str | None, reason: str = "") -> dict[str, Any]:
+        return self.cp.proposals.approve(self._who(), proposal_id, digest, reason)
 
     def deny(self, proposal_id: str, reason: str) -> dict[str, Any]:
         return self.cp.proposals.deny(self._who(), proposal_id, reason)
@@ -80,6 +80,10 @@ class HttpBackend:
     def __init__(self, server: str, token: str | None, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request; the JSON answer, or ApiError / ServerError."""
+        return self._call(method, path, **kwargs)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -110,8 +114,8 @@ class HttpBackend:
         items: list[dict[str, Any]] = self._call("GET", "/v1/proposals", params=params)["items"]
         return items
 
-    def approve(self, proposal_id: str, digest: str | None) -> dict[str, Any]:
-        body = {"digest": digest} if digest else {}
+    def approve(self, proposal_id: str, digest: str | None, reason: str = "") -> dict[str, Any]:
+        body = {k: v for k, v in {"digest": digest, "reason": reason}.items() if v}
         result: dict[str, Any] = self._call(
             "POST", f"/v1/proposals/{proposal_id}/approve", json=body
         )

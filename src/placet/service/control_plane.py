@@ -11,15 +11,18 @@ from sqlalchemy import inspect
 
 from placet.domain.errors import NotInitialised
 from placet.evidence.log import MerkleLog
-from placet.policy.bundle import PolicyBundle, default_bundle
+from placet.policy.bundle import default_bundle
 from placet.service.clock import utcnow
 from placet.service.config import Settings
 from placet.service.context import Context
 from placet.service.graph import GraphService
 from placet.service.keys import create_key_file, load_key_file
 from placet.service.ledger import LedgerService
+from placet.service.notifications import NotificationService
+from placet.service.policies import PolicyService
 from placet.service.principals import PrincipalService
 from placet.service.proposals import ProposalService
+from placet.service.reports import ReportService
 from placet.service.runners import RunnerService
 from placet.store.db import make_engine
 from placet.store.migrate import upgrade
@@ -67,8 +70,13 @@ class ControlPlane:
         self.ledger = LedgerService(ctx)
         self.principals = PrincipalService(ctx)
         self.graph = GraphService(ctx)
-        self.proposals = ProposalService(ctx, self.ledger, self.graph)
+        self.policies = PolicyService(ctx)
+        self.notifications = NotificationService(ctx)
+        self.proposals = ProposalService(
+            ctx, self.ledger, self.graph, self.policies, self.notifications
+        )
         self.runners = RunnerService(ctx, self.ledger, self.proposals)
+        self.reports = ReportService(ctx, self.graph, self.policies, self.proposals)
 
     @classmethod
     def open(cls, settings: Settings) -> ControlPlane:
@@ -81,17 +89,43 @@ class ControlPlane:
                 f"the database at {_safe_url(settings.db_url)} has no placet tables: "
                 "run `placet init` first"
             )
-        policy = PolicyBundle.load(settings.policy_dir) if settings.policy_dir else default_bundle()
-        ctx = Context(settings, engine, key, policy, MerkleLog(), utcnow)
-        return cls(ctx)
+        # The packaged default decides until a bundle is pushed (`placet policy push`, or
+        # `placet serve --policy DIR`, which pushes DIR when it is not already in force).
+        ctx = Context(settings, engine, key, default_bundle(), MerkleLog(), utcnow)
+        plane = cls(ctx)
+        plane.adopt_policy_dir()
+        return plane
+
+    def adopt_policy_dir(self, author: str = "policy_dir setting") -> dict[str, object] | None:
+        """Make ``settings.policy_dir`` the enforcing bundle unless it already is."""
+        directory = self.ctx.settings.policy_dir
+        if directory is None:
+            return None
+        return self.policies.ensure_enforcing(Path(directory), author)
 
     def tick(self) -> None:
-        """Periodic upkeep: reap lost leases, then checkpoint new ledger entries."""
+        """Periodic upkeep: reap lost leases, expire and escalate approvals, then checkpoint
+        new ledger entries."""
         self.runners.reap()
+        self.proposals.upkeep()
         self.ledger.sign_checkpoint()
 
+    def run_delivery(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Deliver due notifications until ``stop`` is set (its own thread: a slow receiver
+        never delays checkpoints or expiry)."""
+        while not stop.wait(interval):
+            try:
+                self.notifications.deliver_due()
+            except Exception:
+                log.exception("notification delivery failed; retrying in %.1fs", interval)
+
     def run_upkeep(self, stop: threading.Event) -> None:
-        """Call :meth:`tick` every ``checkpoint_seconds`` until ``stop`` is set."""
+        """Call :meth:`tick` every ``checkpoint_seconds`` until ``stop`` is set, and deliver
+        notifications on a thread of their own meanwhile."""
+        delivery = threading.Thread(
+            target=self.run_delivery, args=(stop,), name="notifications", daemon=True
+        )
+        delivery.start()
         while not stop.wait(self.ctx.settings.checkpoint_seconds):
             try:
                 self.tick()

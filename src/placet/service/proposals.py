@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from placet.domain.errors import Conflict, Forbidden, InputError, NotFound
+from placet.domain.authority import OWNER_OF, Decision, Outcome
+from placet.domain.errors import Conflict, Forbidden, IllegalTransition, InputError, NotFound
 from placet.domain.ids import new_id
 from placet.domain.lifecycle import (
     TERMINAL,
@@ -16,7 +20,10 @@ from placet.domain.lifecycle import (
     Cancel,
     Decide,
     Deny,
+    Escalate,
     Event,
+    Expire,
+    Expired,
     Fail,
     ProposalMachine,
     Propose,
@@ -28,15 +35,30 @@ from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.proposal import ProposalContent, parse_proposal
 from placet.policy.errors import PolicyError
 from placet.policy.input import build_input
-from placet.service.clock import rfc3339
+from placet.service.clock import parse_rfc3339, rfc3339
 from placet.service.codec import decision_to_json, snapshot_from_json, snapshot_to_json
 from placet.service.context import Context
 from placet.service.graph import GraphService
 from placet.service.ledger import LedgerService
+from placet.service.policies import PolicyService
 from placet.store.tables import principals, proposals
+
+if TYPE_CHECKING:
+    from placet.service.notifications import NotificationService
+
+log = logging.getLogger("placet.proposals")
 
 MAX_IDEMPOTENCY_KEY = 200
 MAX_LIST = 1000
+MAX_REASON = 2000
+# The expiry warning goes out this long before the deadline (or at 90% of a shorter window).
+EXPIRY_WARNING = timedelta(hours=1)
+# Notification event per decision outcome.
+DECISION_EVENTS = {
+    Outcome.ALLOW: "proposal.authorized",
+    Outcome.REQUIRE_APPROVAL: "approval.requested",
+    Outcome.DENY: "proposal.denied",
+}
 
 
 # Built once: SQLAlchemy then reuses the compiled form on every call.
@@ -48,6 +70,8 @@ _UPDATE = (
         state=bindparam("b_state"),
         snapshot=bindparam("b_snapshot"),
         updated_at=bindparam("b_updated_at"),
+        deadline=bindparam("b_deadline"),
+        escalate_at=bindparam("b_escalate_at"),
     )
 )
 _BY_ID = select(proposals).where(proposals.c.id == bindparam("b_id"))
@@ -83,15 +107,24 @@ def view(row: Any) -> dict[str, Any]:
         "verify": content.get("verify"),
         "scope": content.get("scope", []),
         "decision": (
-            {k: decision[k] for k in ("outcome", "reasons", "approvals", "policy_digest")}
+            {
+                k: decision.get(k)
+                for k in ("outcome", "reasons", "approvals", "obligations", "policy_digest")
+            }
             if decision
             else None
         ),
+        "decided_at": snap.get("decided_at"),
+        "deadline": _deadline(snap),
+        "escalated": bool(snap.get("escalated", False)),
         "votes": [
             {
                 "by": v["by"]["name"],
+                "roles": v["by"].get("roles", []),
                 "vote": "approve" if v["approve"] else "deny",
+                "digest": v["digest"],
                 "reason": v.get("reason", ""),
+                "at": v.get("at"),
             }
             for v in snap.get("votes", [])
         ],
@@ -101,13 +134,42 @@ def view(row: Any) -> dict[str, Any]:
     }
 
 
+def _deadline(snap: dict[str, Any]) -> str | None:
+    decision, decided_at = snap.get("decision"), snap.get("decided_at")
+    if not decision or not decided_at or decision["outcome"] != Outcome.REQUIRE_APPROVAL.value:
+        return None
+    moment = parse_rfc3339(decided_at) + timedelta(seconds=decision["approvals"]["expires_in"])
+    return rfc3339(moment)
+
+
+def _open_deadline(machine: ProposalMachine) -> tuple[str | None, str | None]:
+    """The deadline and escalation instants upkeep must act on (None when nothing is due)."""
+    snap = machine.snapshot
+    deadline = snap.deadline
+    waiting = snap.state in (State.PENDING_APPROVAL, State.AUTHORIZED)
+    escalate_at = snap.escalate_at if snap.state is State.PENDING_APPROVAL else None
+    return (
+        rfc3339(deadline) if deadline is not None and waiting else None,
+        rfc3339(escalate_at) if escalate_at is not None else None,
+    )
+
+
 class ProposalService:
     """The lifecycle driven against the store, each transition with its statement."""
 
-    def __init__(self, ctx: Context, ledger: LedgerService, graph: GraphService) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        ledger: LedgerService,
+        graph: GraphService,
+        policies: PolicyService,
+        notifications: NotificationService | None = None,
+    ) -> None:
         self.ctx = ctx
         self.ledger = ledger
         self.graph = graph
+        self.policies = policies
+        self.notifications = notifications
 
     # ---- helpers -------------------------------------------------------------------
 
@@ -124,6 +186,7 @@ class ProposalService:
         """Store the machine's state and snapshot (in the caller's transaction)."""
         snap = machine.snapshot
         assert snap.state is not None
+        deadline, escalate_at = _open_deadline(machine)
         stored = Stored(
             proposal_id,
             snap.state.value,
@@ -139,6 +202,8 @@ class ProposalService:
                 "b_state": stored.state,
                 "b_snapshot": stored.snapshot,
                 "b_updated_at": stored.updated_at,
+                "b_deadline": deadline,
+                "b_escalate_at": escalate_at,
             },
         )
         return stored
@@ -259,6 +324,19 @@ class ProposalService:
         """Targets, blast radius and reachability against the current graph version."""
         return self.graph.assess(content)
 
+    def _resolver(self) -> Callable[[str], Iterable[str]]:
+        """Selectors as the domain checks them: ``owner-of:NODE`` becomes the node's owners
+        in the current graph version (nothing when the node is unknown or unowned)."""
+        current = self.graph.current()
+
+        def resolve(selector: str) -> Iterable[str]:
+            if not selector.startswith(OWNER_OF):
+                return (selector,)
+            node = current.graph.nodes.get(selector[len(OWNER_OF) :]) if current else None
+            return tuple(node.owners) if node is not None else ()
+
+        return resolve
+
     def _decide(
         self,
         conn: Connection,
@@ -268,43 +346,115 @@ class ProposalService:
         content: ProposalContent,
         assessment: dict[str, Any],
     ) -> None:
+        now = self.ctx.clock()
+        document: dict[str, Any] | None = None
+        decision: Decision | None = None
+        bundle_id, bundle = self.policies.enforcing(conn)
+        failure = ""
         try:
             document = build_input(
                 proposal_id=proposal_id,
                 content=content,
                 agent=agent,
                 assessment=assessment,
-                now=self.ctx.clock(),
+                now=now,
             )
-            decision = self.ctx.policy.evaluate(document)
+            decision = bundle.evaluate(document)
+            decision = replace(decision, requirement=decision.requirement.resolve(self._resolver()))
         except PolicyError as exc:
-            # Fail closed: the proposal ends failed with the reason; nothing executes.
-            self.step(
-                conn,
-                proposal_id,
-                machine,
-                Fail(f"policy error: {exc}"),
-                {"state": State.FAILED.value, "reason": f"policy error: {exc}"},
-            )
+            failure = f"policy error: {exc}"
+        shadow = (
+            self.policies.record_shadow(conn, proposal_id, document, decision)
+            if document is not None
+            else None
+        )
+        if decision is not None:
+            predicate = {
+                **decision_to_json(decision),
+                "policy": {
+                    "bundle_digest": decision.policy_digest,
+                    "bundle_id": bundle_id,
+                    "name": bundle.name,
+                },
+                "proposal_digest": machine.snapshot.digest,
+                "decided_at": rfc3339(now),
+            }
+            if shadow is not None:
+                predicate["shadow"] = {
+                    k: shadow.get(k) for k in ("bundle_id", "bundle_digest", "outcome", "differs")
+                }
+            del predicate["policy_digest"]
+            try:
+                self.step(conn, proposal_id, machine, Decide(decision, now), predicate)
+            except IllegalTransition as exc:
+                failure = f"policy decision cannot be met: {exc.detail or exc}"
+            else:
+                self._notify_decision(conn, proposal_id, machine, decision)
+                return
+        # Fail closed: the proposal ends failed with the reason; nothing executes.
+        self.step(
+            conn,
+            proposal_id,
+            machine,
+            Fail(failure),
+            {"state": State.FAILED.value, "reason": failure},
+        )
+
+    # ---- notifications -------------------------------------------------------------
+
+    def _notify(
+        self,
+        conn: Connection,
+        event: str,
+        proposal_id: str,
+        machine: ProposalMachine,
+        extra_channels: Iterable[str] = (),
+    ) -> None:
+        """Queue ``event`` for the channels subscribed to it (and any named); delivery is
+        upkeep's job, so a failing channel never blocks, approves or denies anything."""
+        if self.notifications is None:
             return
-        predicate = {
-            **decision_to_json(decision),
-            "policy": {"bundle_digest": decision.policy_digest, "name": self.ctx.policy.name},
-            "proposal_digest": machine.snapshot.digest,
-        }
-        del predicate["policy_digest"]
-        self.step(conn, proposal_id, machine, Decide(decision), predicate)
+        snap = machine.snapshot
+        payload = {"proposal": self._payload_view(proposal_id, machine), "event": event}
+        dedup = f"{event}:{proposal_id}:{len(snap.votes)}:{snap.state}"
+        try:
+            with conn.begin_nested():
+                self.notifications.enqueue(conn, event, proposal_id, payload, None, dedup)
+                named = tuple(extra_channels)
+                if named:
+                    self.notifications.enqueue(conn, event, proposal_id, payload, named, dedup)
+        except Exception:  # a notification never stands in the way of a decision
+            log.exception("could not queue %s for proposal %s", event, proposal_id)
+
+    def _payload_view(self, proposal_id: str, machine: ProposalMachine) -> dict[str, Any]:
+        snap = machine.snapshot
+        now = rfc3339(self.ctx.clock())
+        stored = Stored(
+            proposal_id,
+            snap.state.value if snap.state else "",
+            snap.digest,
+            snapshot_to_json(machine.snapshot),
+            now,
+            now,
+        )
+        return view(stored)
+
+    def _notify_decision(
+        self, conn: Connection, proposal_id: str, machine: ProposalMachine, decision: Decision
+    ) -> None:
+        event = DECISION_EVENTS[decision.outcome]
+        self._notify(conn, event, proposal_id, machine, decision.obligations.notify)
 
     def approve(
-        self, human: Principal, proposal_id: str, digest: str | None = None
+        self, human: Principal, proposal_id: str, digest: str | None = None, reason: str = ""
     ) -> dict[str, Any]:
         """A human's yes, bound to the proposal digest (the current one unless given)."""
-        return self._vote(human, proposal_id, digest, approve=True, reason="")
+        return self._vote(human, proposal_id, digest, approve=True, reason=reason)
 
     def deny(
         self, human: Principal, proposal_id: str, reason: str, digest: str | None = None
     ) -> dict[str, Any]:
-        """A human's no, with a reason; the proposal ends denied."""
+        """A human's no, with a reason; enough denials (one by default) end it denied."""
         self._require_human(human, "deny")
         if not isinstance(reason, str) or not reason.strip():
             raise InputError("reason", "is required to deny a proposal")
@@ -321,24 +471,137 @@ class ProposalService:
     ) -> dict[str, Any]:
         attempt = "approve" if approve else "deny"
         self._require_human(human, attempt)
+        if len(reason) > MAX_REASON:
+            raise InputError("reason", f"at most {MAX_REASON} characters")
+        lapsed: Expired | None = None
         with self.ctx.write() as conn:
             row, machine = self.load(conn, proposal_id)
             bound = digest or row.digest
-            event: Event = Approve(human, bound) if approve else Deny(human, bound, reason)
-            self.step(
-                conn,
-                proposal_id,
-                machine,
-                event,
-                {
-                    "vote": attempt,
-                    "approver": human.ref(),
-                    "proposal_digest": bound,
-                    "reason": reason,
-                },
+            now = self.ctx.clock()
+            event: Event = (
+                Approve(human, bound, now, reason) if approve else Deny(human, bound, reason, now)
             )
+            predicate = {
+                "vote": attempt,
+                "approver": {
+                    **human.ref(),
+                    "roles": list(human.roles),
+                    "groups": list(human.teams),
+                },
+                "proposal_digest": bound,
+                "reason": reason,
+                "at": rfc3339(now),
+            }
+            try:
+                self.step(conn, proposal_id, machine, event, predicate)
+            except Expired as exc:
+                # Record the expiry now (the vote itself is refused), then report it.
+                self._expire(conn, proposal_id, machine, "its approval window closed")
+                lapsed = exc
+            if lapsed is None:
+                state = machine.snapshot.state
+                if state is State.AUTHORIZED:
+                    self._notify(conn, "proposal.authorized", proposal_id, machine)
+                elif state is State.DENIED:
+                    self._notify(conn, "proposal.denied", proposal_id, machine)
             stored = self.save(conn, proposal_id, machine, row.created_at)
+        if lapsed is not None:
+            raise lapsed
         return view(stored)
+
+    def _expire(
+        self, conn: Connection, proposal_id: str, machine: ProposalMachine, reason: str
+    ) -> None:
+        transitions = machine.handle(Expire(reason))
+        self.close(conn, proposal_id, machine, transitions)
+        self._notify(conn, "proposal.expired", proposal_id, machine)
+
+    # ---- upkeep: expiry, escalation, warnings ----------------------------------------
+
+    def upkeep(self, now: datetime | None = None) -> dict[str, int]:
+        """Expire lapsed proposals, escalate overdue ones, warn of coming expiries."""
+        now = now or self.ctx.clock()
+        stamp = rfc3339(now)
+        counts = {"expired": 0, "escalated": 0, "warned": 0}
+        with self.ctx.read() as conn:
+            due = conn.execute(
+                select(proposals.c.id).where(
+                    proposals.c.deadline.is_not(None), proposals.c.deadline <= stamp
+                )
+            ).all()
+            escalating = conn.execute(
+                select(proposals.c.id).where(
+                    proposals.c.escalate_at.is_not(None), proposals.c.escalate_at <= stamp
+                )
+            ).all()
+            soon = conn.execute(
+                select(proposals.c.id).where(
+                    proposals.c.state == State.PENDING_APPROVAL.value,
+                    proposals.c.deadline.is_not(None),
+                    proposals.c.deadline <= rfc3339(now + EXPIRY_WARNING),
+                )
+            ).all()
+        for item in due:
+            with self.ctx.write() as conn:
+                row, machine = self.load(conn, item.id)
+                if not machine.snapshot.expired(now):
+                    continue
+                self._expire(conn, item.id, machine, "its approval window closed")
+                self.save(conn, item.id, machine, row.created_at)
+                counts["expired"] += 1
+        for item in escalating:
+            with self.ctx.write() as conn:
+                row, machine = self.load(conn, item.id)
+                when = machine.snapshot.escalate_at
+                if machine.state is not State.PENDING_APPROVAL or when is None or when > now:
+                    continue
+                decision = machine.snapshot.decision
+                assert decision is not None and decision.requirement.escalation is not None
+                escalation = decision.requirement.escalation
+                self.step(
+                    conn,
+                    item.id,
+                    machine,
+                    Escalate(now),
+                    {
+                        "escalated": True,
+                        "proposal_digest": machine.snapshot.digest,
+                        "to": list(escalation.to),
+                        "eligible": list(escalation.eligible),
+                        "at": stamp,
+                    },
+                )
+                self._notify(conn, "approval.escalated", item.id, machine)
+                self.save(conn, item.id, machine, row.created_at)
+                counts["escalated"] += 1
+        for item in soon:
+            with self.ctx.write() as conn:
+                row, machine = self.load(conn, item.id)
+                deadline = machine.snapshot.deadline
+                decision = machine.snapshot.decision
+                if machine.state is not State.PENDING_APPROVAL or not deadline or not decision:
+                    continue
+                window = timedelta(seconds=decision.requirement.expires_in)
+                if now < deadline - min(EXPIRY_WARNING, window / 10):
+                    continue
+                if self.notifications is not None:
+                    self._notify_once(conn, "approval.expiring", item.id, machine)
+                    counts["warned"] += 1
+        return counts
+
+    def _notify_once(
+        self, conn: Connection, event: str, proposal_id: str, machine: ProposalMachine
+    ) -> None:
+        """Queue ``event`` once per proposal (upkeep runs every second)."""
+        assert self.notifications is not None
+        payload = {"proposal": self._payload_view(proposal_id, machine), "event": event}
+        try:
+            with conn.begin_nested():
+                self.notifications.enqueue(
+                    conn, event, proposal_id, payload, None, f"{event}:{proposal_id}"
+                )
+        except Exception:
+            log.exception("could not queue %s for proposal %s", event, proposal_id)
 
     def cancel(self, principal: Principal, proposal_id: str, reason: str = "") -> dict[str, Any]:
         """Withdraw an open proposal before it runs (its agent, or a human)."""

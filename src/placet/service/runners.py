@@ -51,6 +51,10 @@ def _kinds(value: Any) -> list[str]:
     return sorted(set(value))
 
 
+# How many authorized proposals one lease request looks at before it reports idle.
+LEASE_CANDIDATES = 50
+
+
 class RunnerService:
     """Hands authorized proposals to runners under fenced leases and records what they report."""
 
@@ -94,15 +98,24 @@ class RunnerService:
             allowed = sorted(set(kind_list) & set(me.kinds or []))
             if not allowed:
                 return None
-            row = conn.execute(
+            # The oldest authorized proposal a runner may take now: not lapsed, and inside
+            # its change window (a proposal waiting for its window is skipped, not failed).
+            candidates = conn.execute(
                 select(proposals.c.id)
                 .where(proposals.c.state == State.AUTHORIZED.value, proposals.c.kind.in_(allowed))
                 .order_by(proposals.c.id)
-                .limit(1)
-            ).first()
-            if row is None:
+                .limit(LEASE_CANDIDATES)
+            ).all()
+            found = None
+            for candidate in candidates:
+                loaded = self.proposals.load(conn, candidate.id)
+                if loaded[1].may_lease(now):
+                    found = loaded
+                    break
+            if found is None:
                 return None
-            stored_row, machine = self.proposals.load(conn, row.id)
+            stored_row, machine = found
+            row = stored_row
             fencing = int(conn.execute(select(func.max(leases.c.fencing_token))).scalar() or 0) + 1
             lease_id = new_id()
             snap = machine.snapshot
@@ -126,7 +139,7 @@ class RunnerService:
                 conn,
                 row.id,
                 machine,
-                Lease(runner, fencing),
+                Lease(runner, fencing, now),
                 {
                     "runner": runner.ref(),
                     "runner_keyid": runner_key.keyid,
