@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m placet.cli.docgen docs/cli.md
+	$(BIN)/python -m placet.cli.docgen --permissions docs/people.md
 
 clean:
 	rm -rf $(VENV) .placet build dist

@@ -15,7 +15,7 @@ def test_people_md_table_matches_the_code() -> None:
     embedded = text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert embedded == as_markdown(), (
         "docs/people.md's permission table differs from placet.domain.permissions: "
-        "paste the output of placet.domain.permissions.as_markdown() between the markers"
+        "run `make docs` (it writes placet.domain.permissions.as_markdown() between the markers)"
     )
 
 

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from placet.api.deps import caller, json_body, plane
-from placet.api.schemas import GroupBody, MemberBody, PrincipalBody, RolesBody, body
+from placet.api.schemas import (
+    ActionsBody,
+    GroupBody,
+    MemberBody,
+    PrincipalBody,
+    RolesBody,
+    body,
+)
 from placet.domain.errors import InputError
 from placet.domain.principals import Principal
 from placet.service.principals import principal_view
@@ -78,6 +85,19 @@ async def set_roles(request: Request, name: str, who: Caller) -> dict[str, Any]:
     roles = _texts(data, "roles")
     principal = await run_in_threadpool(plane(request).principals.set_roles, name, roles, who.name)
     return principal_view(principal)
+
+
+@router.put(
+    "/v1/principals/{name}/actions",
+    summary="Declare the action kinds an agent proposes",
+    openapi_extra=body(ActionsBody),
+)
+async def set_actions(request: Request, name: str, who: Caller) -> dict[str, Any]:
+    data = await json_body(request)
+    if "actions" not in data:
+        raise InputError("actions", "is required: a list of action kinds")
+    kinds = _texts(data, "actions")
+    return await run_in_threadpool(plane(request).principals.set_actions, name, kinds, who.name)
 
 
 @router.post("/v1/principals/{name}/token", summary="Issue a new token (revokes the earlier ones)")

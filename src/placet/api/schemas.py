@@ -103,6 +103,12 @@ class MemberBody(BaseModel):
     principal: str
 
 
+class ActionsBody(BaseModel):
+    """The action kinds an agent is built to propose (replacing the ones declared)."""
+
+    actions: list[str]
+
+
 class ChannelBody(BaseModel):
     """A notification channel: webhook/slack need ``config.url``, email ``config.to``."""
 
@@ -156,6 +162,7 @@ def body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 
 
 BODIES: list[type[BaseModel]] = [
+    ActionsBody,
     ChannelBody,
     PolicyPushBody,
     RollbackBody,

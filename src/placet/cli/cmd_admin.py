@@ -221,6 +221,28 @@ def principal_roles(
     console.print(f"{principal.name}: {', '.join(principal.roles)}")
 
 
+@principal_app.command("actions")
+def principal_actions(
+    name: Annotated[str, typer.Argument(help="The agent's name.")],
+    kinds: Annotated[
+        list[str] | None,
+        typer.Argument(help="Action kinds it is built to propose (none: clear them)."),
+    ] = None,
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Declare what an agent can do (its capabilities, for `placet report permissions`)."""
+    cp = open_plane(data_dir)
+    try:
+        view = cp.principals.set_actions(name, kinds or [], LOCAL_ADMIN)
+    finally:
+        cp.close()
+    if json:
+        print_json(view)
+        return
+    console.print(f"{view['name']}: {', '.join(view['actions']) or '(no actions declared)'}")
+
+
 @principal_app.command("show")
 def principal_show(
     name: Annotated[str, typer.Argument(help="The principal's name.")],

@@ -134,8 +134,29 @@ def main(path: Path | str = DEFAULT_PATH, *, check: bool = False) -> int:
     return 0
 
 
+PERMISSIONS_BEGIN, PERMISSIONS_END = "<!-- permissions:begin -->\n", "<!-- permissions:end -->"
+
+
+def embed_permissions(path: Path | str) -> int:
+    """Write the permission table (``placet.domain.permissions.as_markdown``) between the
+    markers of ``path`` (docs/people.md). Returns an exit code."""
+    from placet.domain.permissions import as_markdown
+
+    target = Path(path)
+    text = target.read_text()
+    if PERMISSIONS_BEGIN not in text or PERMISSIONS_END not in text:
+        sys.stderr.write(f"{target} has no permission table markers\n")
+        return 2
+    head, rest = text.split(PERMISSIONS_BEGIN, 1)
+    tail = rest.split(PERMISSIONS_END, 1)[1]
+    target.write_text(head + PERMISSIONS_BEGIN + as_markdown() + PERMISSIONS_END + tail)
+    return 0
+
+
 def _run(argv: list[str]) -> int:
-    """``python -m placet.cli.docgen [--check] [PATH]``."""
+    """``python -m placet.cli.docgen [--check] [PATH]`` or ``--permissions PATH``."""
+    if argv[:1] == ["--permissions"] and len(argv) == 2:
+        return embed_permissions(argv[1])
     check = "--check" in argv
     rest = [a for a in argv if a != "--check"]
     if len(rest) > 1 or any(a.startswith("-") for a in rest):

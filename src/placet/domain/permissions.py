@@ -65,6 +65,7 @@ _TABLE: dict[str, frozenset[Role]] = {
     "POST /v1/principals": MANAGERS,
     "GET /v1/principals/{name}": OVERSIGHT,
     "PUT /v1/principals/{name}/roles": MANAGERS,
+    "PUT /v1/principals/{name}/actions": MANAGERS,
     "POST /v1/principals/{name}/token": MANAGERS,
     "GET /v1/groups": OVERSIGHT,
     "POST /v1/groups": MANAGERS,

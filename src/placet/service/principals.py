@@ -200,6 +200,37 @@ class PrincipalService:
         log.info("%s set the roles of %s to %s", by, name, ", ".join(checked))
         return self.get(name)
 
+    def set_actions(self, name: str, kinds: Iterable[str], by: str) -> dict[str, Any]:
+        """Declare the action kinds an agent is built to propose (its capabilities, which
+        ``placet report permissions`` weighs against policy); ``by`` is logged."""
+        from placet.domain import actions
+
+        wanted = list(dict.fromkeys(kinds))
+        known = set(actions.names())
+        for index, kind in enumerate(wanted):
+            if not isinstance(kind, str) or kind not in known:
+                raise InputError(
+                    f"actions[{index}]",
+                    f"{kind!r} is not an action kind (known: {', '.join(sorted(known))})",
+                )
+        with self.ctx.write() as conn:
+            row = conn.execute(select(principals).where(principals.c.name == name)).first()
+            if row is None:
+                raise NotFound("principal", name)
+            if row.kind != PrincipalKind.AGENT.value:
+                raise InputError("actions", f"{name} is not an agent: only agents declare actions")
+            conn.execute(update(principals).where(principals.c.id == row.id).values(kinds=wanted))
+        log.info("%s set the actions of %s to %s", by, name, ", ".join(wanted) or "(none)")
+        return {**self.view(name), "actions": wanted}
+
+    def actions_of(self, name: str) -> builtins.list[str]:
+        """The action kinds declared for an agent (empty when none)."""
+        with self.ctx.read() as conn:
+            row = conn.execute(select(principals).where(principals.c.name == name)).first()
+        if row is None:
+            raise NotFound("principal", name)
+        return list(row.kinds or []) if row.kind == PrincipalKind.AGENT.value else []
+
     def list(self) -> list[Principal]:
         """Every principal, oldest first."""
         with self.ctx.read() as conn:
