@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from placet.domain.errors import InputError
 from placet.service.config import load_settings
 from placet.service.control_plane import ControlPlane, initialise
 from tests.conftest import add_principals, seed_graph
@@ -103,8 +104,13 @@ def test_a_shadow_never_changes_an_outcome(
 ) -> None:
     cp = shared_plane
     agent = cp.principals.by_name("bot")
-    cp.policies.push({"p.rego": enforcing}, name="enforcing", author="test")
-    cp.policies.push({"p.rego": shadow}, name="shadow", author="test", shadow=True)
+    try:
+        cp.policies.push({"p.rego": enforcing}, name="enforcing", author="test")
+        cp.policies.push({"p.rego": shadow}, name="shadow", author="test", shadow=True)
+    except InputError:
+        # A bundle the engine refuses at push is never in force (rego-cpp rejects a few
+        # valid programs with an internal "wellformed" error); nothing to compare.
+        reject()
     with_shadow, _ = cp.proposals.propose(agent, body)
     cp.policies.clear_shadow("test")
     without, _ = cp.proposals.propose(agent, body)

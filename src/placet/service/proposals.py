@@ -115,7 +115,11 @@ def view(row: Any) -> dict[str, Any]:
             else None
         ),
         "decided_at": snap.get("decided_at"),
-        "deadline": _deadline(snap),
+        "deadline": (
+            _deadline(snap)
+            if row.state in (State.PENDING_APPROVAL.value, State.AUTHORIZED.value)
+            else None
+        ),
         "escalated": bool(snap.get("escalated", False)),
         "votes": [
             {
