@@ -124,3 +124,23 @@ def test_report_permissions_over_http(server: Server, tokens: Tokens) -> None:
     assert "bot" in table.stdout and "1 need a human" in table.stdout
     refused = cli("report", "permissions", *s, "--token", tokens.viewer)
     assert refused.returncode == 2 and "auditor" in refused.stderr
+
+
+def test_a_test_that_never_ends_is_stopped_and_named(tmp_path: Path) -> None:
+    looping = bundle_dir(
+        tmp_path,
+        "looping",
+        {
+            "p.rego": WITH_TESTS,
+            "loop_test.rego": """package placet
+import rego.v1
+test_forever if {
+  count([x | some x in numbers.range(1, 100000000)]) > 0
+}
+""",
+        },
+    )
+    result = cli("policy", "test", str(looping), "--timeout", "2")
+    assert result.returncode == 1
+    assert "did not finish within 2 s" in result.stderr
+    assert "loop_test.rego: test_forever" in result.stderr

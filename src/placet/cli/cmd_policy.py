@@ -241,35 +241,32 @@ def shadow_report(
 @policy_app.command("test")
 def test(
     directory: Annotated[Path, typer.Argument(help="Bundle directory with *_test.rego files.")],
+    timeout: Annotated[
+        float, typer.Option(help="Give up after this many seconds (the tests run apart).")
+    ] = 120.0,
     json: Json = False,
 ) -> None:
-    """Run the bundle's Rego unit tests (rules named test_*) and print a pass/fail table."""
-    from placet.policy.errors import PolicyError
-    from placet.policy.testing import run_tests
+    """Run the bundle's Rego unit tests (rules named test_*) and print a pass/fail table.
 
+    Exit 0 when every test passes, 1 when one fails or errs (or the engine crashes)."""
+    from placet.policy.bundle import read_rego_files
+    from placet.policy.errors import PolicyError
+    from placet.policy.testing import TestRunFailed, report_as_dict, run_tests_isolated
+
+    if timeout <= 0:
+        raise InputError("--timeout", "must be more than 0")
+    try:  # a bundle that cannot be read is the caller's mistake: exit 2
+        read_rego_files(directory, str(directory), tests=True)
+    except PolicyError as exc:
+        raise InputError("DIR", str(exc)) from None
     try:
-        report = run_tests(directory)
+        report = run_tests_isolated(directory, timeout)
+    except TestRunFailed:
+        raise  # our failure (exit 1), with the test that was running
     except PolicyError as exc:
         raise InputError("DIR", str(exc)) from None
     if json:
-        print_json(
-            {
-                "directory": report.directory,
-                "ok": report.ok,
-                "counts": dict(report.counts),
-                "results": [
-                    {
-                        "package": r.package,
-                        "test": r.name,
-                        "file": r.file,
-                        "outcome": r.outcome,
-                        "ms": round(r.seconds * 1000, 3),
-                        "message": r.message,
-                    }
-                    for r in report.results
-                ],
-            }
-        )
+        print_json(report_as_dict(report))
     else:
         table = Table("file", "package", "test", "result", "ms", "detail")
         for r in report.results:

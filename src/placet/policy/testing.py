@@ -8,9 +8,12 @@ error is an error, with its message.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +76,10 @@ def discover(source: str) -> tuple[str | None, list[str]]:
     return (package.group(1) if package else None), names
 
 
-def run_tests(directory: Path) -> TestReport:
+def run_tests(directory: Path, on_start: Callable[[str, str], None] | None = None) -> TestReport:
     """Compile every ``.rego`` file under ``directory`` (tests included) and run every
-    ``test_`` rule. Raises PolicyError when the files do not parse or compile."""
+    ``test_`` rule; ``on_start(file, name)`` is called before each. Raises PolicyError when
+    the files do not parse or compile."""
     path = Path(directory)
     files = read_rego_files(path, str(path), tests=True)
     modules: list[Module] = []
@@ -96,6 +100,8 @@ def run_tests(directory: Path) -> TestReport:
     session = Session(modules, list(dict.fromkeys(entrypoints)), f"policy tests in {path}")
     results: list[TestResult] = []
     for (package, name, relative), entrypoint in zip(tests, entrypoints, strict=True):
+        if on_start is not None:
+            on_start(relative, name)
         started = time.perf_counter()
         try:
             answer = session.query({}, entrypoint)
@@ -169,3 +175,103 @@ def eval_input(bundle: PolicyBundle, document: Mapping[str, Any]) -> dict[str, A
     except PolicyError as exc:
         result["error"] = str(exc)
     return result
+
+
+# ---- running the tests in a child process -------------------------------------------
+#
+# rego-cpp aborts the whole process on a few constructs (see docs/policy.md, engine
+# notes), and a test can loop for ever. ``run_tests_isolated`` runs the tests in a child
+# Python process, so a crash or a hang becomes a clear error naming the test that was
+# running, not a dead CLI.
+
+STARTED = "placet-policy-test-started "
+
+
+class TestRunFailed(PolicyError):
+    """The test run itself broke (the engine crashed, or it timed out): not a test result
+    and not a mistake in how the command was called."""
+
+    __test__ = False
+
+
+def report_as_dict(report: TestReport) -> dict[str, Any]:
+    """The report as JSON-ready data (the form ``placet policy test --json`` prints)."""
+    return {
+        "directory": report.directory,
+        "ok": report.ok,
+        "counts": dict(report.counts),
+        "results": [
+            {
+                "package": r.package,
+                "test": r.name,
+                "file": r.file,
+                "outcome": r.outcome,
+                "ms": round(r.seconds * 1000, 3),
+                "message": r.message,
+            }
+            for r in report.results
+        ],
+    }
+
+
+def report_from_dict(data: Mapping[str, Any]) -> TestReport:
+    """The inverse of :func:`report_as_dict`."""
+    results = tuple(
+        TestResult(r["package"], r["test"], r["file"], r["outcome"], r["ms"] / 1000, r["message"])
+        for r in data["results"]
+    )
+    return TestReport(data["directory"], results, dict(data["counts"]))
+
+
+def run_tests_isolated(directory: Path, timeout: float = 120.0) -> TestReport:
+    """:func:`run_tests` in a child process; a crash or a timeout raises PolicyError
+    naming the test that was running."""
+    command = [sys.executable, "-m", "placet.policy.testing", str(directory)]
+    try:
+        child = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise TestRunFailed(
+            f"the tests in {directory} did not finish within {timeout:g} s; {_last_started(stderr)}"
+        ) from None
+    if child.returncode == 0 or child.returncode == 1:
+        return report_from_dict(json.loads(child.stdout))
+    if child.returncode == 2:  # the bundle did not load: the child printed why
+        raise PolicyError(child.stderr.strip().splitlines()[-1])
+    cause = f"signal {-child.returncode}" if child.returncode < 0 else f"status {child.returncode}"
+    raise TestRunFailed(
+        f"the Rego engine crashed ({cause}) running the tests in {directory}; "
+        f"{_last_started(child.stderr)}; rego-cpp aborts on some constructs, such as "
+        "`with` replacing a rule or the whole input"
+    )
+
+
+def _last_started(stderr: str) -> str:
+    started = [line[len(STARTED) :] for line in stderr.splitlines() if line.startswith(STARTED)]
+    return f"it was running {started[-1]}" if started else "no test had started"
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m placet.policy.testing DIR``: the report as JSON on stdout; exit 0 when
+    every test passed, 1 when one did not, 2 when the bundle does not load."""
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m placet.policy.testing DIR\n")
+        return 2
+
+    def started(file: str, name: str) -> None:
+        sys.stderr.write(f"{STARTED}{file}: {name}\n")
+        sys.stderr.flush()
+
+    try:
+        report = run_tests(Path(argv[0]), started)
+    except PolicyError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    sys.stdout.write(json.dumps(report_as_dict(report)) + "\n")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
