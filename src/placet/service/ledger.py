@@ -133,7 +133,15 @@ class LedgerService:
             size = SqlLeafStore(conn).size()
         if latest is not None and latest.size >= max(size, min_size):
             return str(latest.note)
-        return self.sign_checkpoint() or str(latest.note)
+        signed = self.sign_checkpoint()
+        if signed is not None:
+            return signed
+        # Another process (the server's upkeep) signed one since we looked: use it.
+        with self.ctx.read() as conn:
+            latest = self.latest_checkpoint(conn)
+        if latest is None:  # pragma: no cover - only when the log is empty
+            raise NotFound("checkpoint", "(the log is empty)")
+        return str(latest.note)
 
     def sign_checkpoint(self) -> str | None:
         """Sign a checkpoint of the whole log if it grew since the last one; return its note."""
