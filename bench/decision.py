@@ -352,6 +352,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="placet-bench-") as tmp:
         data_dir = Path(tmp) / "data"
         placet("init", "--data-dir", str(data_dir))
+        # The shipped policy never allows a target the System Graph does not know.
+        graph = Path(tmp) / "placet-graph.yaml"
+        graph.write_text("placet-graph: v1\nnodes:\n  svc: {kind: service, owner: team:bench}\n")
+        placet("graph", "import", str(graph), "--data-dir", str(data_dir))
         placet("principal", "add", "bench-owner", "--kind", "human", "--data-dir", str(data_dir))
         token = json.loads(
             placet(

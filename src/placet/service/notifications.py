@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,11 +74,18 @@ def _view(row: Any) -> dict[str, Any]:
     }
 
 
+LISTENERS_TTL = 1.0
+
+
 class NotificationService:
     """Channels, the notification outbox, and its delivery."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # Who listens, remembered for LISTENERS_TTL seconds (cleared by this process's own
+        # channel changes): the decision path asks on every proposal, and a channel added
+        # through another API process is heard at most that much later.
+        self._listening: tuple[float, list[Channel]] | None = None
 
     # ---- secrets -------------------------------------------------------------------
 
@@ -98,6 +106,7 @@ class NotificationService:
     ) -> dict[str, Any]:
         """Create a channel; for webhook/Slack the result carries its secret (shown once)."""
         channel = validate_channel(name, kind, config, events)
+        self._listening = None
         with self.ctx.write() as conn:
             exists = conn.execute(
                 select(notification_channels.c.name).where(notification_channels.c.name == name)
@@ -134,6 +143,7 @@ class NotificationService:
 
     def remove_channel(self, name: str) -> dict[str, Any]:
         """Delete a channel; its pending notifications end ``failed`` (channel removed)."""
+        self._listening = None
         check_name(name)
         with self.ctx.write() as conn:
             found = conn.execute(
@@ -176,6 +186,17 @@ class NotificationService:
         if names is not None:
             query = query.where(notification_channels.c.name.in_(names))
         return list(conn.execute(query.order_by(notification_channels.c.name)).all())
+
+    def listeners(self, conn: Connection, event: str, named: Iterable[str] = ()) -> list[str]:
+        """The enabled channels that would be told of ``event``: those subscribed to it and
+        those ``named``. One query; callers skip building a payload when it is empty."""
+        wanted = set(named)
+        cached = self._listening
+        now = time.monotonic()
+        if cached is None or now - cached[0] > LISTENERS_TTL:
+            cached = (now, [_channel(r) for r in self._channel_rows(conn, None)])
+            self._listening = cached
+        return [c.name for c in cached[1] if c.name in wanted or c.hears(event)]
 
     def enqueue(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ SHADOW = "shadow"
 MODES = (ENFORCE, SHADOW)
 MAX_FILES = 200
 MAX_LIST = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Heads:
+    """The enforcing bundle (id None: the packaged default) and the shadow, if any."""
+
+    enforcing: tuple[str | None, PolicyBundle]
+    shadow: tuple[str, PolicyBundle] | None
 
 
 class PolicyService:
@@ -63,6 +72,20 @@ class PolicyService:
         with self._lock:
             self._compiled[row.id] = bundle
         return bundle
+
+    def heads_in(self, conn: Connection) -> Heads:
+        """Both heads in one query (the decision path asks for them on every proposal)."""
+        rows = conn.execute(
+            select(policy_bundles, policy_heads.c.mode.label("head_mode")).join(
+                policy_heads, policy_heads.c.bundle_id == policy_bundles.c.id
+            )
+        ).all()
+        by_mode = {r.head_mode: r for r in rows}
+        enforce, shadow = by_mode.get(ENFORCE), by_mode.get(SHADOW)
+        return Heads(
+            (enforce.id, self._bundle(enforce)) if enforce is not None else (None, self.ctx.policy),
+            (shadow.id, self._bundle(shadow)) if shadow is not None else None,
+        )
 
     def enforcing(self, conn: Connection) -> tuple[str | None, PolicyBundle]:
         """The bundle that decides now and its id (None: the packaged default)."""
@@ -305,10 +328,12 @@ class PolicyService:
         proposal_id: str,
         document: Mapping[str, Any],
         enforced: Decision | None,
+        shadow: tuple[str, PolicyBundle] | None = None,
     ) -> dict[str, Any] | None:
-        """Evaluate the shadow bundle (if any) for ``document`` and record what it would have
-        said; return the record. Never raises for the bundle's own faults."""
-        found = self.shadowing(conn)
+        """Evaluate the shadow bundle (``shadow``, else the current one, if any) for
+        ``document`` and record what it would have said; return the record. Never raises
+        for the bundle's own faults."""
+        found = shadow if shadow is not None else self.shadowing(conn)
         if found is None:
             return None
         bundle_id, bundle = found

@@ -331,11 +331,15 @@ class ProposalService:
     def _resolver(self) -> Callable[[str], Iterable[str]]:
         """Selectors as the domain checks them: ``owner-of:NODE`` becomes the node's owners
         in the current graph version (nothing when the node is unknown or unowned)."""
-        current = self.graph.current()
+        graph = self.graph
+        loaded: list[Any] = []
 
         def resolve(selector: str) -> Iterable[str]:
             if not selector.startswith(OWNER_OF):
                 return (selector,)
+            if not loaded:  # the graph is read only when a decision names owner-of
+                loaded.append(graph.current())
+            current = loaded[0]
             node = current.graph.nodes.get(selector[len(OWNER_OF) :]) if current else None
             return tuple(node.owners) if node is not None else ()
 
@@ -353,7 +357,8 @@ class ProposalService:
         now = self.ctx.clock()
         document: dict[str, Any] | None = None
         decision: Decision | None = None
-        bundle_id, bundle = self.policies.enforcing(conn)
+        heads = self.policies.heads_in(conn)
+        bundle_id, bundle = heads.enforcing
         failure = ""
         try:
             document = build_input(
@@ -368,8 +373,8 @@ class ProposalService:
         except PolicyError as exc:
             failure = f"policy error: {exc}"
         shadow = (
-            self.policies.record_shadow(conn, proposal_id, document, decision)
-            if document is not None
+            self.policies.record_shadow(conn, proposal_id, document, decision, heads.shadow)
+            if document is not None and heads.shadow is not None
             else None
         )
         if decision is not None:
@@ -418,13 +423,15 @@ class ProposalService:
         upkeep's job, so a failing channel never blocks, approves or denies anything."""
         if self.notifications is None:
             return
+        named = tuple(extra_channels)
         snap = machine.snapshot
-        payload = {"proposal": self._payload_view(proposal_id, machine), "event": event}
         dedup = f"{event}:{proposal_id}:{len(snap.votes)}:{snap.state}"
         try:
+            if not self.notifications.listeners(conn, event, named):
+                return  # nobody listens: no payload to build, nothing to queue
+            payload = {"proposal": self._payload_view(proposal_id, machine), "event": event}
             with conn.begin_nested():
                 self.notifications.enqueue(conn, event, proposal_id, payload, None, dedup)
-                named = tuple(extra_channels)
                 if named:
                     self.notifications.enqueue(conn, event, proposal_id, payload, named, dedup)
         except Exception:  # a notification never stands in the way of a decision
