@@ -171,6 +171,7 @@ def full_lifecycle(plane: ControlPlane, workdir: Path) -> tuple[str, str]:
     runner, _ = add("bench-runner", "runner", "bench-owner")
     runner_key = SigningKey.generate()
     plane.runners.register(runner, runner_key.public.b64, ["shell"])
+    plane.runners.set_labels("bench-runner", {"env": [SHELL["environment"]]})
 
     allowed, _ = plane.proposals.propose(agent, SHELL)
     if allowed["state"] != "authorized":

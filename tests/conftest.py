@@ -98,6 +98,8 @@ def add_principals(plane: ControlPlane) -> Tokens:
     agent = add("bot", "agent", "olivia")[1]
     other = add("other-bot", "agent", "olivia")[1]
     runner = add("runner-1", "runner", "olivia")[1]
+    # Capsules go only to runners whose labels match (env=<environment>); runner-1 serves both.
+    plane.runners.set_labels("runner-1", {"env": ["staging", "production"]})
     admin = add("ada", "human", None, (), ("admin",))[1]
     viewer = add("vera", "human", None, (), ("viewer",))[1]
     auditor = add("aud", "human", None, (), ("auditor",))[1]

@@ -82,9 +82,9 @@ def test_round_trip_gives_back_what_was_issued() -> None:
 
 
 def test_payload_is_the_contract_format() -> None:
-    payload = payload_of(issue())
+    payload = payload_of(issue(nonce="ab" * 16))
     assert payload == {
-        "capsule_version": 1,
+        "capsule_version": 2,
         "proposal_id": "P1",
         "proposal_digest": DIGEST,
         "proposal": PROPOSAL,
@@ -93,8 +93,11 @@ def test_payload_is_the_contract_format() -> None:
         "fencing_token": 4,
         "issued_at": "2026-11-25T22:40:01.123Z",
         "expires_at": "2026-11-25T22:50:01.123Z",
+        "target": {"runner_id": "R1"},
+        "nonce": "ab" * 16,
     }
-    assert base64.b64decode(issue()["payload"]) == canonical_json(payload)
+    envelope = issue(nonce="ab" * 16)
+    assert base64.b64decode(envelope["payload"]) == canonical_json(payload)
 
 
 def test_capsule_refused_is_a_placet_error_with_a_readable_message() -> None:
@@ -225,7 +228,12 @@ def _with(field: str, value: Any) -> dict[str, Any]:
     [
         ([1, 2], "not a JSON object"),
         (_without("lease_id"), "lease_id"),
-        (_with("capsule_version", 2), "capsule_version 2"),
+        (_with("capsule_version", 1), "capsule_version 1"),
+        (_without("nonce"), "nonce"),
+        (_with("nonce", "short"), "nonce"),
+        (_without("target"), "target"),
+        (_with("target", {"runner_id": "R1", "selector": {"env": "x"}}), "target"),
+        (_with("target", {"selector": {}}), "target.selector"),
         (_with("capsule_version", True), "capsule_version"),
         (_with("fencing_token", "4"), "fencing_token"),
         (_with("expires_at", "tomorrow"), "expires_at"),
@@ -274,3 +282,28 @@ def test_malformed_envelopes_are_refused_without_a_claim(envelope: Any) -> None:
     error = refused(envelope)
     assert error.code is Refusal.MALFORMED
     assert error.claim is None
+
+
+def test_every_capsule_gets_its_own_random_nonce() -> None:
+    nonces = {check_capsule(issue(), [CONTROL.public], "R1", ISSUED).nonce for _ in range(20)}
+    assert len(nonces) == 20
+    assert all(len(n) == 32 and int(n, 16) >= 0 for n in nonces)
+    with pytest.raises(ValueError, match="nonce"):
+        issue(nonce="XYZ")
+
+
+def test_a_capsule_targeted_at_another_runner_is_misdirected() -> None:
+    error = refused(issue(target={"runner_id": "R2"}))
+    assert error.code is Refusal.WRONG_RUNNER
+    assert "its target is runner R2" in error.reason
+
+
+def test_a_selector_target_must_match_the_runners_labels_when_known() -> None:
+    envelope = issue(target={"selector": {"env": "production", "region": "eu"}})
+    labels = {"env": ["production", "staging"], "region": ["eu"]}
+    capsule = check_capsule(envelope, [CONTROL.public], "R1", ISSUED, labels=labels)
+    assert capsule.target == {"selector": {"env": "production", "region": "eu"}}
+    error = refused(envelope, labels={"env": ["production"], "region": ["us"]})
+    assert error.code is Refusal.WRONG_RUNNER
+    assert "env=production,region=eu does not match" in error.reason
+    assert refused(envelope, labels={}).code is Refusal.WRONG_RUNNER

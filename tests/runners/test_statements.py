@@ -50,6 +50,13 @@ EXECUTION_FIELDS = {
     "stderr_bytes",
     "started_at",
     "finished_at",
+    "action_digest",
+    "patch_sha256",
+    "http_status",
+    "stdout_excerpt",
+    "stderr_excerpt",
+    "details",
+    "placet_version",
 }
 VERIFICATION_FIELDS = {
     "runner",
@@ -64,6 +71,21 @@ VERIFICATION_FIELDS = {
     "error",
     "started_at",
     "finished_at",
+    "check",
+    "http",
+    "patch_sha256",
+    "http_status",
+    "stdout_sha256",
+    "stderr_sha256",
+    "stdout_bytes",
+    "stderr_bytes",
+    "stdout_excerpt",
+    "stderr_excerpt",
+    "attempts",
+    "retry_for",
+    "interval",
+    "history",
+    "placet_version",
 }
 AT = datetime(2026, 11, 25, 22, 40, 1, 123456, tzinfo=UTC)
 

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from placet.api.deps import caller, json_body, plane
-from placet.api.schemas import FencedBody, LeaseBody, RegisterBody, ReportBody, body
+from placet.api.schemas import FencedBody, LeaseBody, RegisterBody, ReportBody, RunnerBody, body
 from placet.domain.lifecycle import Stage
 from placet.domain.principals import Principal
+from placet.service.runners import LEASE_WAIT_STEP, lease_wait
 
 router = APIRouter(prefix="/v1/runners", tags=["runners"])
 Caller = Annotated[Principal, Depends(caller)]
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a runner with its public key and labels (admin); its token, once",
+    openapi_extra=body(RunnerBody),
+)
+async def enrol(request: Request, who: Caller) -> dict[str, Any]:
+    data = await json_body(request)
+    cp = plane(request)
+    return await run_in_threadpool(
+        cp.runners.enrol,
+        cp.principals,
+        data.get("name"),
+        data.get("public_key"),
+        data.get("owner"),
+        data.get("labels"),
+    )
 
 
 @router.post(
@@ -30,15 +52,23 @@ async def register(request: Request, who: Caller) -> dict[str, Any]:
 
 @router.post(
     "/lease",
-    summary="Lease one authorized proposal (204 when idle)",
+    summary="Lease one authorized proposal; waits up to `wait` s for one (204 when idle)",
     response_model=None,
     openapi_extra=body(LeaseBody),
 )
 async def lease(request: Request, who: Caller) -> dict[str, Any] | Response:
+    """Long poll: look for work every LEASE_WAIT_STEP s until ``wait`` runs out (bounded)."""
     body = await json_body(request)
-    offer = await run_in_threadpool(plane(request).runners.lease, who, body.get("kinds"))
-    if offer is None:
-        return Response(status_code=204)
+    deadline = time.monotonic() + lease_wait(body.get("wait"))
+    runners = plane(request).runners
+    offer = await run_in_threadpool(runners.lease, who, body.get("kinds"))
+    while offer is None:
+        left = deadline - time.monotonic()
+        if left <= 0 or await request.is_disconnected():
+            return Response(status_code=204)
+        await asyncio.sleep(min(LEASE_WAIT_STEP, left))
+        if await run_in_threadpool(runners.any_authorized, body.get("kinds")):
+            offer = await run_in_threadpool(runners.lease, who, body.get("kinds"))
     return offer
 
 

@@ -11,12 +11,39 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
-class VerifySpec(BaseModel):
-    """The post-condition a runner checks after executing."""
+class HttpCheck(BaseModel):
+    """An HTTP post-condition: it passes on a 2xx answer."""
 
-    argv: list[str] = Field(description="Program and arguments; no shell.")
-    timeout: float | None = Field(None, description="Seconds, at most 3600.")
-    cwd: str | None = Field(None, description="Working directory inside the runner's.")
+    url: str = Field(description="An http:// or https:// URL.")
+    method: str = Field("GET", description="GET, HEAD, POST, PUT, PATCH or DELETE.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers.")
+    timeout: float | None = Field(None, description="Seconds per attempt, more than 0, <= 60.")
+
+
+class VerifySpec(BaseModel):
+    """The post-condition a runner checks after executing: exactly one of argv or http."""
+
+    argv: list[str] | None = Field(None, description="Program and arguments (must exit 0).")
+    timeout: float | None = Field(None, description="argv only: seconds, at most 3600.")
+    cwd: str | None = Field(None, description="argv only: directory inside the runner's.")
+    http: HttpCheck | None = Field(None, description="An HTTP check instead of argv.")
+    retry_for: float | None = Field(
+        None, description="Seconds a failing check is retried (0..600, default 0: one attempt)."
+    )
+    interval: float | None = Field(
+        None, description="Seconds between attempts (0.1..60, default 2)."
+    )
+
+
+class RollbackSpec(BaseModel):
+    """What to file as a new proposal (same agent and environment) if verification fails."""
+
+    kind: str = Field(description="Action kind.")
+    targets: list[str] = Field(description="System Graph node ids; at least one.")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    intent: str = Field(description="Why, in words.")
+    verify: VerifySpec | None = None
+    scope: list[str] = Field(default_factory=list)
 
 
 class ProposalBody(BaseModel):
@@ -31,6 +58,11 @@ class ProposalBody(BaseModel):
     intent: str = Field(description="Why, in words.")
     verify: VerifySpec | None = None
     scope: list[str] = Field(default_factory=list)
+    rollback: RollbackSpec | None = Field(
+        None,
+        description="Filed as a new proposal, decided by policy, when verification fails"
+        " (not when execution fails). No nested rollback.",
+    )
 
 
 class ApproveBody(BaseModel):
@@ -58,6 +90,16 @@ class RegisterBody(BaseModel):
 
 class LeaseBody(BaseModel):
     kinds: list[str]
+    wait: float = Field(0, description="Seconds to wait for work before 204 (at most 30).")
+
+
+class RunnerBody(BaseModel):
+    name: str
+    public_key: str = Field(description="The runner's runner.pub: PEM or base64 of the raw key.")
+    owner: str = Field(description="The human answerable for the runner.")
+    labels: dict[str, str | list[str]] = Field(
+        default_factory=dict, description='Labels, e.g. {"env": "prod", "region": "eu"}.'
+    )
 
 
 class FencedBody(BaseModel):
@@ -162,6 +204,7 @@ def body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
 
 
 BODIES: list[type[BaseModel]] = [
+    RunnerBody,
     ActionsBody,
     ChannelBody,
     PolicyPushBody,

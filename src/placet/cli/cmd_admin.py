@@ -75,6 +75,14 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--lease-seconds",
+            help="How long a runner's lease lasts without a heartbeat (runners heartbeat every"
+            " third of it); default 30 or PLACET_LEASE_SECONDS.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API, checkpointing the ledger and reaping lost leases in the background."""
     import uvicorn
@@ -88,6 +96,12 @@ def serve(
         from dataclasses import replace
 
         settings = replace(settings, policy_dir=policy)
+    if lease_seconds is not None:
+        from dataclasses import replace
+
+        if not 0 < lease_seconds <= 86400:
+            raise InputError("--lease-seconds", "must be more than 0 and at most 86400")
+        settings = replace(settings, lease_seconds=lease_seconds)
     cp = open_plane_with(settings)
     stop = threading.Event()
     upkeep = threading.Thread(target=cp.run_upkeep, args=(stop,), name="upkeep", daemon=True)

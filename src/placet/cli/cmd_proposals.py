@@ -38,17 +38,17 @@ def _parse_param(item: str) -> tuple[str, Any]:
     return key, value
 
 
-def _read_body(path: Path) -> dict[str, Any]:
+def _read_body(path: Path, option: str = "--file") -> dict[str, Any]:
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text()
     except OSError as exc:
-        raise InputError("--file", f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(option, f"cannot read {path}: {exc.strerror}") from None
     try:
         body = jsonlib.loads(text)
     except ValueError as exc:
-        raise InputError("--file", f"{path} is not valid JSON: {exc}") from None
+        raise InputError(option, f"{path} is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise InputError("--file", "must hold a JSON object")
+        raise InputError(option, "must hold a JSON object")
     return body
 
 
@@ -82,6 +82,14 @@ def propose(
             "--file", "-f", help="Read the whole proposal body from a JSON file ('-' for stdin)."
         ),
     ] = None,
+    rollback_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--rollback-file",
+            help="JSON file with the rollback to file if verification fails"
+            " ({kind, targets, parameters, intent, verify?}).",
+        ),
+    ] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Replays return the same proposal.")
     ] = None,
@@ -108,6 +116,8 @@ def propose(
         body["parameters"] = params
     if verify:
         body["verify"] = {"argv": shlex.split(verify)}
+    if rollback_file:
+        body["rollback"] = _read_body(rollback_file, "--rollback-file")
     result = backend(server, token, data_dir).propose(body, idempotency_key)
     if json:
         print_json(result)
@@ -123,6 +133,8 @@ def show(p: dict[str, Any], server: str | None = None) -> None:
         f"{', '.join(p['targets'])} in {p['environment']}"
     )
     console.print(f"  agent   {p['agent']['name']}   digest {p['digest'][:16]}…")
+    if p.get("rollback_of"):
+        console.print(f"  rollback of {p['rollback_of']['id']}")
     decision = p.get("decision")
     if decision:
         console.print(f"  policy  {decision['outcome']}: {'; '.join(decision['reasons'])}")

@@ -1,14 +1,27 @@
-"""Action kinds a proposal may name, and the checks on their parameters."""
+"""Action kinds a proposal may name, and the checks on their parameters.
+
+Besides the built-in kinds, plugins installed in the entry point group ``placet.actions``
+declare kinds (their ``validate`` checks the parameters); see docs/actions.md.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
+from urllib.parse import urlsplit
 
 from placet.domain.errors import InputError
 
 MAX_TIMEOUT_SECONDS = 3600.0
+PLUGIN_GROUP = "placet.actions"
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_COMMIT = re.compile(r"^[0-9a-f]{7,64}$")
+log = logging.getLogger("placet.actions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +31,7 @@ class ActionKind:
     name: str
     description: str
     check: Callable[[Mapping[str, Any]], None]
+    idempotent: bool = False
 
 
 def check_argv(value: Any, field: str) -> list[str]:
@@ -48,10 +62,55 @@ def check_cwd(value: Any, field: str) -> None:
         raise InputError(field, "must be a non-empty path")
 
 
+def check_string_map(value: Any, field: str) -> None:
+    """An optional object whose values are all strings (env, headers)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise InputError(field, "must be an object of names to strings")
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise InputError(f"{field}.{name}", "must be a string")
+
+
 def _check_shell(parameters: Mapping[str, Any]) -> None:
     check_argv(parameters.get("argv"), "parameters.argv")
     check_timeout(parameters.get("timeout"), "parameters.timeout")
     check_cwd(parameters.get("cwd"), "parameters.cwd")
+    check_string_map(parameters.get("env"), "parameters.env")
+
+
+def _check_git_patch(parameters: Mapping[str, Any]) -> None:
+    repo = parameters.get("repo")
+    if not isinstance(repo, str) or not repo:
+        raise InputError("parameters.repo", "must be a path inside the runner's working directory")
+    base = parameters.get("base")
+    if not isinstance(base, str) or not _COMMIT.fullmatch(base):
+        raise InputError("parameters.base", "must be a commit id (7 to 64 lowercase hex digits)")
+    patch = parameters.get("patch")
+    if not isinstance(patch, str) or not patch.strip():
+        raise InputError("parameters.patch", "must be the text of a unified diff")
+    if parameters.get("command") is not None:
+        check_argv(parameters.get("command"), "parameters.command")
+    check_timeout(parameters.get("timeout"), "parameters.timeout")
+
+
+def check_http(parameters: Mapping[str, Any], field: str) -> None:
+    """An HTTP request: method, an http(s) URL with a host, string headers, a timeout."""
+    method = parameters.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        raise InputError(f"{field}.method", f"must be one of {', '.join(HTTP_METHODS)}")
+    url = parameters.get("url")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise InputError(f"{field}.url", "must be an http:// or https:// URL")
+    if not urlsplit(url).hostname:
+        raise InputError(f"{field}.url", "must name a host")
+    check_string_map(parameters.get("headers"), f"{field}.headers")
+    check_timeout(parameters.get("timeout"), f"{field}.timeout")
+
+
+def _check_http(parameters: Mapping[str, Any]) -> None:
+    check_http(parameters, "parameters")
 
 
 def _no_check(parameters: Mapping[str, Any]) -> None:
@@ -68,8 +127,55 @@ def register(kind: ActionKind) -> None:
     _KINDS[kind.name] = kind
 
 
+_plugins_lock = threading.Lock()
+_plugins_loaded = False
+
+
+def _plugin_check(validate: Callable[[Mapping[str, Any]], None]) -> Callable[..., None]:
+    def check(parameters: Mapping[str, Any]) -> None:
+        try:
+            validate(parameters)
+        except InputError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise InputError("parameters", str(exc)) from None
+
+    return check
+
+
+def load_plugins() -> None:
+    """Declare the kinds of installed ``placet.actions`` plugins (once; broken ones skipped)."""
+    global _plugins_loaded
+    with _plugins_lock:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        for point in entry_points(group=PLUGIN_GROUP):
+            try:
+                loaded = point.load()
+                plugin = loaded() if isinstance(loaded, type) else loaded
+                name = plugin.name
+                idempotent = plugin.idempotent
+                validate = plugin.validate
+                if not isinstance(name, str) or not name or not isinstance(idempotent, bool):
+                    raise TypeError("name must be a string and idempotent a bool")
+                doc = (getattr(plugin, "description", None) or plugin.__doc__ or "").strip()
+                register(
+                    ActionKind(
+                        name,
+                        doc.splitlines()[0] if doc else f"plugin {point.value}",
+                        _plugin_check(validate),
+                        idempotent,
+                    )
+                )
+            except Exception as exc:  # third-party code must not stop the control plane
+                log.warning("action plugin %s = %s skipped: %s", point.name, point.value, exc)
+
+
 def get(name: str) -> ActionKind:
     """The declared kind called ``name``, or an InputError listing the known ones."""
+    if name not in _KINDS:
+        load_plugins()
     try:
         return _KINDS[name]
     except KeyError:
@@ -78,11 +184,20 @@ def get(name: str) -> ActionKind:
 
 
 def names() -> list[str]:
-    """Every declared kind, sorted."""
+    """Every declared kind (plugins included), sorted."""
+    load_plugins()
     return sorted(_KINDS)
 
 
 register(ActionKind("shell", "run a program (argv, no shell) with a timeout", _check_shell))
+register(
+    ActionKind(
+        "git-patch",
+        "apply a unified diff to a checkout at a base commit, inside the scope",
+        _check_git_patch,
+    )
+)
+register(ActionKind("http", "send one HTTP request to an allowed URL", _check_http))
 for _name, _description in [
     ("restart", "restart a service"),
     ("deploy", "deploy a new version"),

@@ -45,6 +45,7 @@ _TABLE: dict[str, frozenset[Role]] = {
     "GET /v1/ledger/proofs/consistency": LEDGER_READERS,
     "GET /v1/keys": LEDGER_READERS,
     # runners
+    "POST /v1/runners": MANAGERS,  # an admin registers a runner's key and labels
     "POST /v1/runners/register": RUNNERS,
     "POST /v1/runners/lease": RUNNERS,
     "POST /v1/runners/leases/{lease_id}/heartbeat": RUNNERS,

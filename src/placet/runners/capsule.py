@@ -10,6 +10,8 @@ import base64
 import binascii
 import enum
 import json
+import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +19,7 @@ from typing import Any
 
 from placet.domain.canonical import canonical_json, digest_of, sha256_hex
 from placet.domain.errors import InputError, PlacetError
+from placet.domain.labels import check_selector, matches
 from placet.domain.proposal import ProposalContent, parse_proposal
 from placet.domain.signing import (
     PublicKey,
@@ -28,7 +31,8 @@ from placet.domain.signing import (
 from placet.runners.times import format_time, parse_time
 
 CAPSULE_PAYLOAD_TYPE = "application/vnd.placet.capsule+json"
-CAPSULE_VERSION = 1
+CAPSULE_VERSION = 2
+_NONCE = re.compile(r"^[0-9a-f]{32,128}$")
 
 _FIELDS = frozenset(
     {
@@ -41,6 +45,8 @@ _FIELDS = frozenset(
         "fencing_token",
         "issued_at",
         "expires_at",
+        "target",
+        "nonce",
     }
 )
 
@@ -57,6 +63,7 @@ class Refusal(enum.StrEnum):
     WRONG_LEASE = "wrong_lease"
     DIGEST_MISMATCH = "digest_mismatch"
     EXPIRED = "expired"
+    REPLAYED = "replayed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,29 @@ class Capsule:
     expires_at: datetime
     digest: str
     signed_by: str
+    target: Mapping[str, Any]
+    nonce: str
+
+
+def new_nonce() -> str:
+    """A fresh random capsule nonce (128 bits, hex): the runner runs each nonce once."""
+    return secrets.token_hex(16)
+
+
+def _check_target(target: Any) -> dict[str, Any]:
+    """``{"runner_id": id}`` or ``{"selector": {key: value}}``; ValueError otherwise."""
+    if not isinstance(target, Mapping) or len(target) != 1:
+        raise ValueError("target must be {runner_id} or {selector}")
+    if "runner_id" in target:
+        if not isinstance(target["runner_id"], str) or not target["runner_id"]:
+            raise ValueError("target.runner_id must be a non-empty string")
+        return {"runner_id": target["runner_id"]}
+    if "selector" in target:
+        try:
+            return {"selector": check_selector(target["selector"], "target.selector")}
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+    raise ValueError("target must be {runner_id} or {selector}")
 
 
 def capsule_digest(envelope: Mapping[str, Any]) -> str:
@@ -111,10 +141,14 @@ def issue_capsule(
     fencing_token: int,
     issued_at: datetime,
     ttl: timedelta,
+    target: Mapping[str, Any] | None = None,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
     """Sign a capsule for ``runner_id`` with the control-plane key; returns the DSSE envelope.
 
-    Raises ValueError when the inputs could only produce a capsule every runner refuses.
+    ``target`` says why it went to that runner: ``{"runner_id"}`` (the default) or the label
+    ``{"selector"}`` it matched; ``nonce`` is fresh random unless given. Raises ValueError when
+    the inputs could only produce a capsule every runner refuses.
     """
     if digest_of(dict(proposal)) != proposal_digest:
         raise ValueError("proposal_digest is not the digest of proposal")
@@ -122,6 +156,10 @@ def issue_capsule(
         raise ValueError("ttl must be positive")
     if isinstance(fencing_token, bool) or not isinstance(fencing_token, int):
         raise ValueError("fencing_token must be an integer")
+    checked_target = _check_target({"runner_id": runner_id} if target is None else target)
+    nonce = new_nonce() if nonce is None else nonce
+    if not _NONCE.match(nonce):
+        raise ValueError("nonce must be 32 to 128 lowercase hex digits")
     payload = {
         "capsule_version": CAPSULE_VERSION,
         "proposal_id": proposal_id,
@@ -132,6 +170,8 @@ def issue_capsule(
         "fencing_token": fencing_token,
         "issued_at": format_time(issued_at),
         "expires_at": format_time(issued_at + ttl),
+        "target": checked_target,
+        "nonce": nonce,
     }
     return key.sign_envelope(canonical_json(payload), CAPSULE_PAYLOAD_TYPE)
 
@@ -248,12 +288,15 @@ def check_capsule(
     *,
     lease_id: str | None = None,
     fencing_token: int | None = None,
+    labels: Mapping[str, Any] | None = None,
 ) -> Capsule:
     """Check a capsule before running it; raise CapsuleRefused saying why it must not run.
 
     Checks, in order: envelope shape, a signature by a pinned control-plane key, the payload
-    type and fields, that it names this runner (and, when given, this lease and token), that
-    the proposal matches its digest, and that it has not expired at ``now``.
+    type and fields, that it names this runner and its target is this runner (a selector
+    target must match ``labels`` when they are given), and, when given, this lease and token,
+    that the proposal matches its digest, and that it has not expired at ``now``. Replays
+    (a nonce seen before) are the runner's nonce store's to refuse.
     """
     claim = read_claim(envelope)
     payload_bytes, payload_type, signed_by = _check_signature(
@@ -286,9 +329,27 @@ def check_capsule(
         raise CapsuleRefused(Refusal.MALFORMED, str(exc), claim) from None
     if expires_at <= issued_at:
         raise CapsuleRefused(Refusal.MALFORMED, "expires_at is not after issued_at", claim)
+    nonce = payload.get("nonce")
+    if not isinstance(nonce, str) or not _NONCE.match(nonce):
+        raise CapsuleRefused(Refusal.MALFORMED, "nonce must be 32 to 128 hex digits", claim)
+    try:
+        target = _check_target(payload.get("target"))
+    except ValueError as exc:
+        raise CapsuleRefused(Refusal.MALFORMED, str(exc), claim) from None
     if capsule_runner != runner_id:
         raise CapsuleRefused(
             Refusal.WRONG_RUNNER, f"it is for runner {capsule_runner}, not {runner_id}", claim
+        )
+    if target.get("runner_id", runner_id) != runner_id:
+        raise CapsuleRefused(
+            Refusal.WRONG_RUNNER,
+            f"its target is runner {target['runner_id']}, not {runner_id}",
+            claim,
+        )
+    if "selector" in target and labels is not None and not matches(target["selector"], labels):
+        shown = ",".join(f"{k}={v}" for k, v in target["selector"].items())
+        raise CapsuleRefused(
+            Refusal.WRONG_RUNNER, f"its target {shown} does not match this runner's labels", claim
         )
     if lease_id is not None and capsule_lease != lease_id:
         raise CapsuleRefused(
@@ -324,4 +385,6 @@ def check_capsule(
         expires_at=expires_at,
         digest=capsule_digest(envelope),
         signed_by=signed_by,
+        target=target,
+        nonce=nonce,
     )

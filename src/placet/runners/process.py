@@ -22,9 +22,26 @@ import httpx
 
 from placet.domain.errors import InputError, PlacetError
 from placet.domain.signing import PublicKey, SignatureError
-from placet.runners import shell
-from placet.runners.capsule import Capsule, CapsuleRefused, capsule_digest, check_capsule
+from placet.runners.actions import (
+    BUILT_IN_NAMES,
+    ActionContext,
+    ActionKindPlugin,
+    ActionOutcome,
+    all_kinds,
+    refused,
+)
+from placet.runners.actions.verify import run_check
+from placet.runners.capsule import (
+    Capsule,
+    CapsuleClaim,
+    CapsuleRefused,
+    Refusal,
+    capsule_digest,
+    check_capsule,
+)
 from placet.runners.keys import load_or_create_key
+from placet.runners.nonces import NonceStore, NonceStoreError
+from placet.runners.redact import Redactor, redactor
 from placet.runners.statements import (
     Assignment,
     execution_statement,
@@ -33,11 +50,13 @@ from placet.runners.statements import (
     verification_statement,
 )
 from placet.runners.times import format_time, parse_time, utc_now
+from placet.runners.trust import load_pinned, record_pinned
 
 log = logging.getLogger("placet.runner")
 
-SUPPORTED_KINDS = ("shell",)
+SUPPORTED_KINDS = BUILT_IN_NAMES  # plus the kinds of installed placet.actions plugins
 DEFAULT_POLL_INTERVAL = 2.0
+DEFAULT_LEASE_WAIT = 5.0  # seconds a lease request may wait on the server for work
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _LOST_STATUSES = frozenset({404, 409})
 _FATAL_STATUSES = frozenset({401, 403})
@@ -208,7 +227,7 @@ class Runner:
         token: str,
         key_path: Path,
         *,
-        kinds: Sequence[str] = SUPPORTED_KINDS,
+        kinds: Sequence[str] | None = None,
         workdir: Path = Path("."),
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         server_key: PublicKey | None = None,
@@ -217,16 +236,36 @@ class Runner:
         retry_base: float = 0.5,
         retry_cap: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
+        state_dir: Path | None = None,
+        lease_wait: float = DEFAULT_LEASE_WAIT,
+        allow_env: Sequence[str] = (),
+        allow_urls: Sequence[str] = (),
+        redact: Sequence[str] = (),
     ) -> None:
         if not token or any(c.isspace() for c in token):
             raise InputError("token", "must be a non-empty string without spaces")
-        unknown = [k for k in kinds if k not in SUPPORTED_KINDS]
+        self.actions: dict[str, ActionKindPlugin] = all_kinds()
+        if kinds is None:
+            kinds = tuple(self.actions)
+        unknown = [k for k in kinds if k not in self.actions]
         if unknown or not kinds:
             shown = repr(unknown[0]) if unknown else "(none)"
             raise InputError(
                 "kinds",
-                f"this runner cannot run kind {shown} (supported: {', '.join(SUPPORTED_KINDS)})",
+                f"this runner cannot run kind {shown} (supported: {', '.join(self.actions)})",
             )
+        for name in allow_env:
+            if not name or "=" in name or any(c.isspace() for c in name):
+                raise InputError("allow_env", f"{name!r} is not an environment variable name")
+        for prefix in allow_urls:
+            if not prefix.startswith(("http://", "https://")):
+                raise InputError("allow_urls", f"{prefix!r} is not an http:// or https:// prefix")
+        self.allow_env = frozenset(allow_env)
+        self.allow_urls = tuple(allow_urls)
+        try:
+            self.redactor: Redactor = redactor(redact)
+        except ValueError as exc:
+            raise InputError("redact", str(exc)) from None
         if not workdir.is_dir():
             raise InputError("workdir", f"{workdir} is not an existing directory")
         if poll_interval <= 0:
@@ -244,6 +283,16 @@ class Runner:
         self.retry_cap = retry_cap
         self.clock = clock
         self.key = load_or_create_key(key_path)
+        # The state dir holds the nonce store and the control-plane key trusted on first use.
+        self.state_dir = key_path.parent if state_dir is None else state_dir
+        self.trusted_on_first_use = server_key is None
+        if server_key is None:
+            self.server_key = load_pinned(self.state_dir)
+        if lease_wait < 0:
+            raise InputError("lease_wait", "must be 0 or more seconds")
+        self.lease_wait = lease_wait
+        self.labels: dict[str, list[str]] | None = None
+        self.nonces = NonceStore(self.state_dir)
         self.registration: Registration | None = None
         self._stop = threading.Event()
         self._never = threading.Event()
@@ -297,7 +346,12 @@ class Runner:
     # ---- protocol steps ---------------------------------------------------------------
 
     def register(self) -> Registration:
-        """Register this runner's public key and kinds; pin the control-plane keys."""
+        """Register this runner's public key and kinds; pin the control-plane keys.
+
+        Without a pinned key, the first key the server presents is recorded in the state dir
+        (trust on first use) and pinned from then on. The answer's labels are what a capsule
+        addressed by selector must match.
+        """
         response = self._post(
             "/v1/runners/register",
             {"public_key": self.key.public.b64, "kinds": list(self.kinds)},
@@ -306,8 +360,27 @@ class Runner:
         )
         if response.status_code not in (200, 201):
             raise problem_of(response, "register")
-        registration = parse_registration(
-            _json_object(response, "register"), self.key.public, self.server_key
+        body = _json_object(response, "register")
+        registration = parse_registration(body, self.key.public, self.server_key)
+        if self.server_key is None:
+            first = registration.control_plane_keys[0]
+            if not record_pinned(self.state_dir, first):
+                raise RunnerError(
+                    "register: a control-plane key was recorded meanwhile; start again",
+                    fatal=True,
+                )
+            self.server_key = first
+            registration = Registration(registration.runner, registration.keyid, (first,))
+            log.warning(
+                "trusting control-plane key %s on first use (recorded in %s)",
+                first.keyid,
+                self.state_dir,
+            )
+        labels = body.get("labels")
+        self.labels = (
+            {str(k): [str(x) for x in v] for k, v in labels.items() if isinstance(v, list)}
+            if isinstance(labels, dict)
+            else None
         )
         self.registration = registration
         log.info(
@@ -320,9 +393,17 @@ class Runner:
         return registration
 
     def lease(self) -> Lease | None:
-        """Ask for one capsule of our kinds; None when there is no work (204)."""
+        """Ask for one capsule of our kinds; None when there is no work (204).
+
+        The server holds the request open up to ``lease_wait`` seconds (long poll), kept well
+        inside the HTTP timeout, and answers as soon as work appears.
+        """
+        wait = max(0.0, min(self.lease_wait, self.http_timeout / 2))
         response = self._post(
-            "/v1/runners/lease", {"kinds": list(self.kinds)}, "lease", interruptible=True
+            "/v1/runners/lease",
+            {"kinds": list(self.kinds), "wait": wait},
+            "lease",
+            interruptible=True,
         )
         if response.status_code == 204:
             return None
@@ -376,9 +457,30 @@ class Runner:
                 self.clock(),
                 lease_id=lease.lease_id,
                 fencing_token=lease.fencing_token,
+                labels=self.labels,
             )
         except CapsuleRefused as refused:
             self._refuse(lease, refused)
+            return
+        # Write-ahead: the nonce is durably claimed before anything runs, so a replay of this
+        # capsule (after a crash, a restart, or to a twin process) is refused, never run.
+        claim = CapsuleClaim(
+            capsule.proposal_id, capsule.proposal_digest, capsule.runner_id, capsule.proposal.kind
+        )
+        try:
+            fresh = self.nonces.claim(
+                capsule.nonce,
+                proposal_id=capsule.proposal_id,
+                capsule_digest=capsule.digest,
+                now=self.clock(),
+                expires_at=capsule.expires_at,
+            )
+        except NonceStoreError as exc:
+            self._refuse(lease, CapsuleRefused(Refusal.MALFORMED, str(exc), claim))
+            return
+        if not fresh:
+            reason = f"it was replayed (nonce {capsule.nonce[:16]}… was already used)"
+            self._refuse(lease, CapsuleRefused(Refusal.REPLAYED, reason, claim))
             return
         assignment = Assignment(
             proposal_id=capsule.proposal_id,
@@ -426,14 +528,21 @@ class Runner:
             )
             ok = False
         else:
-            result = self._run_spec(capsule.proposal.parameters, lost)
+            result = self._run_spec(kind, capsule.proposal.parameters, capsule.proposal.scope, lost)
             ok = result.ok
-            statement = execution_statement(assignment, kind, result)
+            statement = execution_statement(
+                assignment,
+                kind,
+                result,
+                parameters=capsule.proposal.parameters,
+                redactor=self.redactor,
+            )
             log.info(
-                "lease %s: %s (exit %s)",
+                "lease %s: %s (exit %s, http %s)",
                 lease.lease_id,
                 "succeeded" if ok else result.error or "failed",
                 result.exit_code,
+                result.http_status,
             )
         if lost.is_set():
             log.warning(
@@ -449,29 +558,53 @@ class Runner:
                 assignment, execution_ok=True, at=self.clock()
             )
         else:
-            check = self._run_spec(verify, lost)
-            statement = verification_statement(assignment, check)
+            context = ActionContext(
+                workdir=self.workdir,
+                allow_env=self.allow_env,
+                allow_urls=self.allow_urls,
+                scope=capsule.proposal.scope,
+                cancel=lost,
+                http_timeout=self.http_timeout,
+            )
+            check = run_check(verify, context)
+            statement = verification_statement(assignment, check, redactor=self.redactor)
             log.info(
-                "lease %s: verification %s", lease.lease_id, "passed" if check.ok else "failed"
+                "lease %s: verification %s after %d attempt(s)",
+                lease.lease_id,
+                "passed" if check.passed else "failed",
+                check.attempts,
             )
         if lost.is_set():
             log.warning("lease %s was lost during verification; not reported", lease.lease_id)
             return
         self._report(lease, "verification", statement, lost)
 
-    def _run_spec(self, spec: Mapping[str, Any], cancel: threading.Event) -> shell.ShellResult:
-        """Run an argv/timeout/cwd spec; a cwd outside the workdir is refused, not run."""
-        argv = [str(part) for part in spec["argv"]]
-        timeout = spec.get("timeout") or shell.DEFAULT_TIMEOUT
-        cwd = spec.get("cwd")
-        where = self.workdir
-        if cwd is not None:
-            where = (self.workdir / str(cwd)).resolve()
-            if not where.is_relative_to(self.workdir):
-                return shell.not_started(
-                    argv, str(cwd), f"cwd {cwd!r} is outside the runner's working directory"
-                )
-        return shell.run(argv, cwd=where, timeout=float(timeout), cancel=cancel)
+    def _run_spec(
+        self,
+        kind: str,
+        parameters: Mapping[str, Any],
+        scope: Sequence[str],
+        cancel: threading.Event,
+    ) -> ActionOutcome:
+        """Run one action through its kind (built in or plugin); failures come back as outcomes.
+
+        The kind sees only this runner's workdir, allow-lists, the proposal's scope and the
+        cancel event (set when the lease is lost).
+        """
+        context = ActionContext(
+            workdir=self.workdir,
+            allow_env=self.allow_env,
+            allow_urls=self.allow_urls,
+            scope=tuple(scope),
+            cancel=cancel,
+            http_timeout=self.http_timeout,
+        )
+        action = self.actions[kind]
+        try:
+            return action.run(parameters, context)
+        except Exception as exc:  # a plugin is third-party code: fail the action, not the runner
+            log.exception("kind %s raised while running", kind)
+            return refused(f"kind {kind!r} failed: {type(exc).__name__}: {exc}")
 
     def _report(
         self, lease: Lease, stage: str, statement: Mapping[str, Any], lost: threading.Event

@@ -1,7 +1,10 @@
 """The runner's own in-toto statements: what it executed and what verification observed.
 
 Both are signed with the runner's key (``SigningKey.sign_statement``), never the control
-plane's, so the ledger holds the runner's word for what ran. Formats: notes/statements.md.
+plane's, so the ledger holds the runner's word for what ran: the action's digest, what ran
+(argv, patch digest or HTTP request), when, its exit code or HTTP status, digests of its
+output and redacted excerpts of the output's end, and the runner's identity and version.
+Formats: notes/statements.md and docs/actions.md.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from placet.domain.canonical import sha256_hex
+from placet import __version__
+from placet.domain.canonical import digest_of, sha256_hex
+from placet.runners.actions.base import ActionOutcome, from_shell
+from placet.runners.actions.verify import CheckReport
+from placet.runners.redact import DEFAULT, Redactor
 from placet.runners.shell import ShellResult
 from placet.runners.times import format_time
 
@@ -57,8 +64,44 @@ def _lease_fields(assignment: Assignment) -> dict[str, Any]:
     }
 
 
-def execution_statement(assignment: Assignment, kind: str, result: ShellResult) -> dict[str, Any]:
-    """The execution statement for a program that was started (whatever its outcome)."""
+def action_digest(parameters: Mapping[str, Any]) -> str:
+    """SHA-256 of the RFC 8785 canonical JSON of an action's parameters."""
+    return digest_of(dict(parameters))
+
+
+def _outcome_fields(outcome: ActionOutcome, redactor: Redactor) -> dict[str, Any]:
+    return {
+        "argv": list(outcome.argv),
+        "patch_sha256": outcome.patch_sha256,
+        "exit_code": outcome.exit_code,
+        "http_status": outcome.http_status,
+        "timed_out": outcome.timed_out,
+        "error": redactor.redact(outcome.error) if outcome.error else outcome.error,
+        "stdout_sha256": outcome.stdout_sha256,
+        "stderr_sha256": outcome.stderr_sha256,
+        "stdout_bytes": outcome.stdout_bytes,
+        "stderr_bytes": outcome.stderr_bytes,
+        "stdout_excerpt": redactor.excerpt(outcome.stdout),
+        "stderr_excerpt": redactor.excerpt(outcome.stderr),
+        "started_at": format_time(outcome.started_at),
+        "finished_at": format_time(outcome.finished_at),
+    }
+
+
+def execution_statement(
+    assignment: Assignment,
+    kind: str,
+    result: ShellResult | ActionOutcome,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    redactor: Redactor = DEFAULT,
+) -> dict[str, Any]:
+    """The execution statement for an action the runner took on (whatever its outcome).
+
+    ``parameters`` are the action's parameters, bound by ``action_digest``; output excerpts
+    (the last 4 KiB of each stream) pass through ``redactor`` before they are signed.
+    """
+    outcome = from_shell(result) if isinstance(result, ShellResult) else result
     return _statement(
         assignment,
         EXECUTION_PREDICATE,
@@ -67,69 +110,82 @@ def execution_statement(assignment: Assignment, kind: str, result: ShellResult) 
             "capsule_digest": assignment.capsule_digest,
             "proposal_digest": assignment.proposal_digest,
             "kind": kind,
-            "argv": list(result.argv),
-            "exit_code": result.exit_code,
-            "timed_out": result.timed_out,
-            "ok": result.ok,
-            "error": result.error,
-            "stdout_sha256": result.stdout_sha256,
-            "stderr_sha256": result.stderr_sha256,
-            "stdout_bytes": result.stdout_bytes,
-            "stderr_bytes": result.stderr_bytes,
-            "started_at": format_time(result.started_at),
-            "finished_at": format_time(result.finished_at),
+            "action_digest": None if parameters is None else action_digest(parameters),
+            **_outcome_fields(outcome, redactor),
+            "ok": outcome.ok,
+            "details": dict(outcome.details),
+            "placet_version": __version__,
         },
     )
 
 
 def unstarted_execution_statement(
-    assignment: Assignment, *, kind: str, argv: Sequence[str], error: str, at: datetime
+    assignment: Assignment,
+    *,
+    kind: str,
+    argv: Sequence[str],
+    error: str,
+    at: datetime,
+    parameters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An execution statement with ok=false for work the runner would not or could not start.
 
     Used for a refused capsule (then ``argv`` is empty: nothing ran) and for actions the
     runner rejects before starting them, so the proposal fails closed with a reason.
     """
-    stamp = format_time(at)
-    return _statement(
-        assignment,
-        EXECUTION_PREDICATE,
-        {
-            **_lease_fields(assignment),
-            "capsule_digest": assignment.capsule_digest,
-            "proposal_digest": assignment.proposal_digest,
-            "kind": kind,
-            "argv": list(argv),
-            "exit_code": None,
-            "timed_out": False,
-            "ok": False,
-            "error": error,
-            "stdout_sha256": EMPTY_SHA256,
-            "stderr_sha256": EMPTY_SHA256,
-            "stdout_bytes": 0,
-            "stderr_bytes": 0,
-            "started_at": stamp,
-            "finished_at": stamp,
-        },
+    outcome = ActionOutcome(
+        ok=False, started_at=at, finished_at=at, error=error, argv=tuple(argv), started=False
     )
+    return execution_statement(assignment, kind, outcome, parameters=parameters)
 
 
-def verification_statement(assignment: Assignment, result: ShellResult) -> dict[str, Any]:
-    """The verification statement for a verify program that was run: passed iff it exited 0."""
+def _attempt(outcome: ActionOutcome) -> dict[str, Any]:
+    return {
+        "started_at": format_time(outcome.started_at),
+        "finished_at": format_time(outcome.finished_at),
+        "exit_code": outcome.exit_code,
+        "http_status": outcome.http_status,
+        "ok": outcome.ok,
+        "error": outcome.error,
+    }
+
+
+def verification_statement(
+    assignment: Assignment, result: ShellResult | CheckReport, *, redactor: Redactor = DEFAULT
+) -> dict[str, Any]:
+    """The verification statement for a post-condition that was checked.
+
+    ``passed`` is the last attempt's result; ``attempts`` counts every attempt, ``history``
+    keeps the last few; ``started_at`` is the first attempt's start.
+    """
+    if isinstance(result, ShellResult):
+        outcome = from_shell(result)
+        report = CheckReport("argv", 1, outcome, (outcome,), 0.0, 0.0)
+    else:
+        report = result
+    last = report.last
+    first = report.history[0] if report.history else last
+    fields = _outcome_fields(last, redactor)
+    fields["started_at"] = format_time(first.started_at)
+    fields["error"] = redactor.redact(last.error) if last.error else None
+    http = dict(last.details) if report.check == "http" else None
     return _statement(
         assignment,
         VERIFICATION_PREDICATE,
         {
             **_lease_fields(assignment),
             "proposal_digest": assignment.proposal_digest,
-            "argv": list(result.argv),
-            "exit_code": result.exit_code,
-            "timed_out": result.timed_out,
+            "check": report.check,
+            "http": http,
+            **fields,
+            "argv": list(last.argv) if report.check == "argv" else None,
             "skipped": False,
-            "passed": result.ok,
-            "error": result.error,
-            "started_at": format_time(result.started_at),
-            "finished_at": format_time(result.finished_at),
+            "passed": report.passed,
+            "attempts": report.attempts,
+            "retry_for": report.retry_for,
+            "interval": report.interval,
+            "history": [_attempt(item) for item in report.history],
+            "placet_version": __version__,
         },
     )
 
@@ -145,13 +201,28 @@ def skipped_verification_statement(
         {
             **_lease_fields(assignment),
             "proposal_digest": assignment.proposal_digest,
+            "check": None,
+            "http": None,
             "argv": None,
+            "patch_sha256": None,
             "exit_code": None,
+            "http_status": None,
             "timed_out": False,
             "skipped": True,
             "passed": execution_ok,
             "error": None,
+            "stdout_sha256": EMPTY_SHA256,
+            "stderr_sha256": EMPTY_SHA256,
+            "stdout_bytes": 0,
+            "stderr_bytes": 0,
+            "stdout_excerpt": "",
+            "stderr_excerpt": "",
             "started_at": stamp,
             "finished_at": stamp,
+            "attempts": 0,
+            "retry_for": 0.0,
+            "interval": 0.0,
+            "history": [],
+            "placet_version": __version__,
         },
     )

@@ -172,6 +172,9 @@ def snapshot_to_json(s: Snapshot) -> dict[str, Any]:
 
 
 def content_from_json(c: dict[str, Any]) -> ProposalContent:
+    """Stored content back as a ProposalContent; a declared rollback takes the original's
+    agent and environment (see ProposalContent.rollback_dict)."""
+    rollback = c.get("rollback")
     return ProposalContent(
         agent=c["agent"],
         kind=c["kind"],
@@ -181,6 +184,11 @@ def content_from_json(c: dict[str, Any]) -> ProposalContent:
         intent=c["intent"],
         verify=c.get("verify"),
         scope=tuple(c.get("scope", ())),
+        rollback=(
+            content_from_json({**rollback, "agent": c["agent"], "environment": c["environment"]})
+            if rollback is not None
+            else None
+        ),
     )
 
 

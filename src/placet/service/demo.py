@@ -79,6 +79,8 @@ def start(data_dir: Path, port: int, say: Callable[[str], None]) -> DemoWorld:
             world.tokens[name] = cp.principals.add(name, kind, owner, ("demo",), roles)[1]
         except PlacetError:
             world.tokens[name] = cp.principals.issue_token(name)[1]
+    # Capsules go only to runners whose labels match the proposal's environment.
+    cp.runners.set_labels("demo-runner", {"env": ["staging", "production"]})
     config = uvicorn.Config(create_app(cp), host="127.0.0.1", port=port, log_level="warning")
     world.server = uvicorn.Server(config)
     serve = threading.Thread(target=world.server.run, name="api", daemon=True)

@@ -73,6 +73,7 @@ _UPDATE = (
         deadline=bindparam("b_deadline"),
         escalate_at=bindparam("b_escalate_at"),
     )
+    .returning(proposals.c.rollback_of)
 )
 _BY_ID = select(proposals).where(proposals.c.id == bindparam("b_id"))
 
@@ -87,6 +88,7 @@ class Stored:
     snapshot: dict[str, Any]
     created_at: str
     updated_at: str
+    rollback_of: dict[str, str] | None = None
 
 
 def view(row: Any) -> dict[str, Any]:
@@ -106,6 +108,8 @@ def view(row: Any) -> dict[str, Any]:
         "intent": content["intent"],
         "verify": content.get("verify"),
         "scope": content.get("scope", []),
+        "rollback": content.get("rollback"),
+        "rollback_of": getattr(row, "rollback_of", None),
         "decision": (
             {
                 k: decision.get(k)
@@ -199,7 +203,7 @@ class ProposalService:
             created_at,
             rfc3339(self.ctx.clock()),
         )
-        conn.execute(
+        link = conn.execute(
             _UPDATE,
             {
                 "b_id": proposal_id,
@@ -209,8 +213,8 @@ class ProposalService:
                 "b_deadline": deadline,
                 "b_escalate_at": escalate_at,
             },
-        )
-        return stored
+        ).scalar()
+        return replace(stored, rollback_of=link) if link is not None else stored
 
     def step(
         self,
@@ -291,38 +295,88 @@ class ProposalService:
                             f"{existing.id} with other content"
                         )
                     return view(existing), False
-            proposal_id = new_id()
-            now = rfc3339(self.ctx.clock())
-            machine = ProposalMachine()
-            transitions = machine.handle(Propose(agent, content))
-            self.ledger.record(
-                conn,
-                proposal_id,
-                content.digest,
-                Stage.PROPOSAL,
-                {"proposal": content.as_dict(), "agent": agent.ref()},
-                transitions,
-            )
-            conn.execute(
-                _INSERT,
-                dict(
-                    id=proposal_id,
-                    agent_id=agent.id,
-                    kind=content.kind,
-                    environment=content.environment,
-                    state=State.PROPOSED.value,
-                    digest=content.digest,
-                    snapshot=snapshot_to_json(machine.snapshot),
-                    idempotency_key=idempotency_key,
-                    created_at=now,
-                    updated_at=now,
-                ),
-            )
-            assessment = self._assess(content)
-            self.step(conn, proposal_id, machine, Assess(), assessment)
-            self._decide(conn, proposal_id, machine, agent, content, assessment)
-            stored = self.save(conn, proposal_id, machine, now)
+            stored = self._submit(conn, agent, content, idempotency_key)
         return view(stored), True
+
+    def _submit(
+        self,
+        conn: Connection,
+        agent: Principal,
+        content: ProposalContent,
+        idempotency_key: str | None = None,
+        rollback_of: dict[str, str] | None = None,
+    ) -> Stored:
+        """Record, assess and decide a checked proposal in the caller's transaction."""
+        proposal_id = new_id()
+        now = rfc3339(self.ctx.clock())
+        machine = ProposalMachine()
+        transitions = machine.handle(Propose(agent, content))
+        predicate: dict[str, Any] = {"proposal": content.as_dict(), "agent": agent.ref()}
+        if rollback_of is not None:
+            predicate["rollback_of"] = rollback_of
+        self.ledger.record(
+            conn, proposal_id, content.digest, Stage.PROPOSAL, predicate, transitions
+        )
+        conn.execute(
+            _INSERT,
+            dict(
+                id=proposal_id,
+                agent_id=agent.id,
+                kind=content.kind,
+                environment=content.environment,
+                state=State.PROPOSED.value,
+                digest=content.digest,
+                snapshot=snapshot_to_json(machine.snapshot),
+                idempotency_key=idempotency_key,
+                created_at=now,
+                updated_at=now,
+                rollback_of=rollback_of,
+            ),
+        )
+        assessment = self._assess(content)
+        self.step(conn, proposal_id, machine, Assess(), assessment)
+        self._decide(conn, proposal_id, machine, agent, content, assessment)
+        return self.save(conn, proposal_id, machine, now)
+
+    def file_rollback(
+        self, conn: Connection, original_id: str, machine: ProposalMachine
+    ) -> tuple[str | None, str]:
+        """File the original's declared rollback as a new proposal by the same agent, assessed
+        and decided by policy like any other, in the caller's transaction.
+
+        Returns (the new proposal's id, a note for the original's closure reason); the id is
+        None when nothing was filed (no rollback declared, or it no longer passes the checks).
+        """
+        snap = machine.snapshot
+        assert snap.content is not None and snap.proposer is not None
+        body = snap.content.rollback_body()
+        if body is None:
+            return None, ""
+        agent = self._agent_now(conn, snap.proposer)
+        try:
+            if agent.kind is not PrincipalKind.AGENT:
+                raise Forbidden(agent.name, "propose", "only agents propose")
+            content = parse_proposal(body, agent.id)
+        except (InputError, Forbidden) as exc:
+            log.warning("rollback of proposal %s not filed: %s", original_id, exc)
+            return None, f"rollback not filed: {exc}"
+        link = {"id": original_id, "digest": snap.digest}
+        stored = self._submit(conn, agent, content, rollback_of=link)
+        return stored.id, f"rollback filed as proposal {stored.id} ({stored.state})"
+
+    def _agent_now(self, conn: Connection, proposer: Principal) -> Principal:
+        """The proposing agent as recorded now (roles and teams may have changed since)."""
+        row = conn.execute(select(principals).where(principals.c.id == proposer.id)).first()
+        if row is None:
+            return proposer
+        return Principal(
+            id=row.id,
+            name=row.name,
+            kind=PrincipalKind(row.kind),
+            owner=row.owner,
+            teams=tuple(row.teams or ()),
+            roles=tuple(row.roles or ()),
+        )
 
     def _assess(self, content: ProposalContent) -> dict[str, Any]:
         """Targets, blast radius and reachability against the current graph version."""

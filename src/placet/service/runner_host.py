@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from placet.domain.signing import PublicKey
@@ -22,10 +23,25 @@ def run_runner(
     server_key: PublicKey | None,
     once: bool,
     stop: threading.Event,
+    state_dir: Path | None = None,
+    lease_wait: float = 5.0,
+    allow_env: Sequence[str] = (),
+    allow_urls: Sequence[str] = (),
+    redact: Sequence[str] = (),
 ) -> int:
     """Register and work until ``stop`` (or one pass with ``once``); return how many it ran."""
     with Runner(
-        server, token, key_path, workdir=workdir, poll_interval=poll_interval, server_key=server_key
+        server,
+        token,
+        key_path,
+        workdir=workdir,
+        poll_interval=poll_interval,
+        server_key=server_key,
+        state_dir=state_dir,
+        lease_wait=0.0 if once else lease_wait,  # --once takes what is there, then exits
+        allow_env=allow_env,
+        allow_urls=allow_urls,
+        redact=redact,
     ) as runner:
         runner.register()
         if once:

@@ -12,9 +12,11 @@ from sqlalchemy import Connection, func, select, update
 from placet.domain import actions
 from placet.domain.errors import Conflict, Forbidden, InputError, NotFound
 from placet.domain.ids import new_id
+from placet.domain.labels import check_labels, matches, selector_for
 from placet.domain.lifecycle import (
     Fail,
     Lease,
+    ProposalMachine,
     ReportExecution,
     ReportVerification,
     Stage,
@@ -30,6 +32,7 @@ from placet.runners.times import format_time
 from placet.service.clock import parse_rfc3339, rfc3339
 from placet.service.context import Context
 from placet.service.ledger import LedgerService
+from placet.service.principals import PrincipalService
 from placet.service.proposals import ProposalService
 from placet.store.tables import leases, principals, proposals
 
@@ -51,8 +54,44 @@ def _kinds(value: Any) -> list[str]:
     return sorted(set(value))
 
 
-# How many authorized proposals one lease request looks at before it reports idle.
+# How many authorized proposals one lease request looks at per page, and how many pages,
+# before it reports idle (proposals other runners' labels match are skipped).
 LEASE_CANDIDATES = 50
+LEASE_PAGES = 20
+# The longest a lease request may wait for work (long poll), and how often it looks.
+MAX_LEASE_WAIT = 30.0
+LEASE_WAIT_STEP = 0.1
+KEY_BY_ADMIN = "admin"
+KEY_BY_SELF = "self"
+
+
+def _public_key(value: Any) -> PublicKey:
+    if not isinstance(value, str):
+        raise InputError("public_key", "must be the base64 of a raw Ed25519 public key")
+    try:
+        return PublicKey.from_b64(value)
+    except SignatureError as exc:
+        raise InputError("public_key", str(exc)) from None
+
+
+def _refusal(predicate: Mapping[str, Any]) -> bool:
+    """A runner's refusal of the capsule it was handed (nothing ran; it can only fail the
+    proposal). Its capsule_digest is what the runner received, which differs when tampered."""
+    error = predicate.get("error")
+    return (
+        predicate.get("ok") is False
+        and isinstance(error, str)
+        and error.startswith("capsule refused:")
+    )
+
+
+def lease_wait(value: Any) -> float:
+    """The seconds a lease request asks to wait for work: 0 (default) to MAX_LEASE_WAIT."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InputError("wait", "must be a number of seconds, 0 or more")
+    return float(min(value, MAX_LEASE_WAIT))
 
 
 class RunnerService:
@@ -64,30 +103,138 @@ class RunnerService:
         self.proposals = proposals
 
     def register(self, runner: Principal, public_key: Any, kinds: Any) -> dict[str, Any]:
-        """Record the runner's public key and the action kinds it runs."""
+        """Record the runner's kinds (and its public key, unless an admin registered one).
+
+        A key an admin registered (``placet runner register``) is never replaced by the
+        runner: presenting another one is a Conflict (409). A runner created without a key
+        (``principal add --kind runner``) records its own, as before.
+        """
         _require_runner(runner, "register")
-        if not isinstance(public_key, str):
-            raise InputError("public_key", "must be the base64 of a raw Ed25519 public key")
-        try:
-            key = PublicKey.from_b64(public_key)
-        except SignatureError as exc:
-            raise InputError("public_key", str(exc)) from None
+        key = _public_key(public_key)
         kind_list = _kinds(kinds)
         with self.ctx.write() as conn:
+            me = conn.execute(select(principals).where(principals.c.id == runner.id)).one()
+            if me.key_source == KEY_BY_ADMIN and me.public_key != key.b64:
+                stored = PublicKey.from_b64(me.public_key)
+                raise Conflict(
+                    f"runner {runner.name} was registered by an admin with key"
+                    f" {stored.keyid[:16]}…; it cannot be replaced by key {key.keyid[:16]}…"
+                    " (an admin registers a new runner for a new key)"
+                )
+            source = me.key_source if me.public_key == key.b64 else KEY_BY_SELF
             conn.execute(
                 update(principals)
                 .where(principals.c.id == runner.id)
-                .values(public_key=key.b64, kinds=kind_list)
+                .values(public_key=key.b64, kinds=kind_list, key_source=source or KEY_BY_SELF)
             )
         return {
             "runner": runner.ref(),
             "keyid": key.keyid,
             "kinds": kind_list,
+            "labels": me.labels or {},
             "keys": [BundleKey(self.ctx.key.public, CONTROL_PLANE).as_dict()],
         }
 
+    def enrol(
+        self,
+        principals_service: PrincipalService,
+        name: Any,
+        public_key: Any,
+        owner: Any,
+        labels: Any,
+    ) -> dict[str, Any]:
+        """Admin registration: create runner ``name`` owned by human ``owner``, with its key
+        (base64 or PEM) and labels; returns ``{"id", "name", "token"}`` (token shown once)."""
+        if not isinstance(name, str) or not name:
+            raise InputError("name", "is required: the runner's unique name")
+        if not isinstance(owner, str) or not owner:
+            raise InputError("owner", "is required: the human answerable for the runner")
+        if not isinstance(public_key, str) or not public_key.strip():
+            raise InputError("public_key", "is required: the runner.pub of `placet runner init`")
+        try:
+            key = PublicKey.from_text(public_key)
+        except SignatureError as exc:
+            raise InputError("public_key", str(exc)) from None
+        checked = check_labels(labels)
+        with self.ctx.read() as conn:
+            taken = conn.execute(
+                select(principals.c.name).where(principals.c.public_key == key.b64)
+            ).first()
+        if taken is not None:
+            raise Conflict(f"key {key.keyid[:16]}… is already the key of runner {taken.name}")
+        principal, token = principals_service.add(name, "runner", owner)
+        with self.ctx.write() as conn:
+            conn.execute(
+                update(principals)
+                .where(principals.c.id == principal.id)
+                .values(public_key=key.b64, labels=checked, key_source=KEY_BY_ADMIN)
+            )
+        return {
+            "id": principal.id,
+            "name": principal.name,
+            "token": token,
+            "owner": owner,
+            "keyid": key.keyid,
+            "labels": checked,
+        }
+
+    def set_labels(self, name: str, labels: Any) -> dict[str, Any]:
+        """Replace the labels of runner ``name`` (admin); capsules are targeted by them."""
+        checked = check_labels(labels)
+        with self.ctx.write() as conn:
+            row = conn.execute(select(principals).where(principals.c.name == name)).first()
+            if row is None or row.kind != PrincipalKind.RUNNER.value:
+                raise NotFound("runner", name)
+            conn.execute(update(principals).where(principals.c.id == row.id).values(labels=checked))
+        return {"name": name, "labels": checked}
+
+    def _eligible(self, conn: Connection, allowed: list[str], labels: Any, now: Any) -> Any:
+        """The oldest authorized proposal of ``allowed`` kinds this runner's labels may take
+        now, with its selector; None when there is none (a runner without labels: never)."""
+        if not labels:
+            return None
+        after = ""
+        for _ in range(LEASE_PAGES):
+            candidates = conn.execute(
+                select(proposals.c.id)
+                .where(
+                    proposals.c.state == State.AUTHORIZED.value,
+                    proposals.c.kind.in_(allowed),
+                    proposals.c.id > after,
+                )
+                .order_by(proposals.c.id)
+                .limit(LEASE_CANDIDATES)
+            ).all()
+            for candidate in candidates:
+                loaded = self.proposals.load(conn, candidate.id)
+                content = loaded[1].snapshot.content
+                if content is None or not loaded[1].may_lease(now):
+                    continue
+                try:
+                    selector = selector_for(content.environment, content.parameters)
+                except InputError:
+                    continue  # an unreadable selector matches no runner (fail closed)
+                if matches(selector, labels):
+                    return loaded, selector
+            if len(candidates) < LEASE_CANDIDATES:
+                return None
+            after = candidates[-1].id
+        return None
+
+    def any_authorized(self, kinds: Any) -> bool:
+        """Whether any proposal of ``kinds`` is authorized: a cheap read between lease tries."""
+        kind_list = _kinds(kinds)
+        with self.ctx.read() as conn:
+            found = conn.execute(
+                select(proposals.c.id)
+                .where(proposals.c.state == State.AUTHORIZED.value, proposals.c.kind.in_(kind_list))
+                .limit(1)
+            ).first()
+        return found is not None
+
     def lease(self, runner: Principal, kinds: Any) -> dict[str, Any] | None:
-        """Lease the oldest authorized proposal of one of ``kinds``, or None when idle."""
+        """Lease the oldest authorized proposal of one of ``kinds`` whose selector (the
+        proposal's ``runner_selector``, else env=<environment>) the runner's labels match."""
         _require_runner(runner, "lease")
         kind_list = _kinds(kinds)
         now = self.ctx.clock()
@@ -98,23 +245,10 @@ class RunnerService:
             allowed = sorted(set(kind_list) & set(me.kinds or []))
             if not allowed:
                 return None
-            # The oldest authorized proposal a runner may take now: not lapsed, and inside
-            # its change window (a proposal waiting for its window is skipped, not failed).
-            candidates = conn.execute(
-                select(proposals.c.id)
-                .where(proposals.c.state == State.AUTHORIZED.value, proposals.c.kind.in_(allowed))
-                .order_by(proposals.c.id)
-                .limit(LEASE_CANDIDATES)
-            ).all()
-            found = None
-            for candidate in candidates:
-                loaded = self.proposals.load(conn, candidate.id)
-                if loaded[1].may_lease(now):
-                    found = loaded
-                    break
+            found = self._eligible(conn, allowed, me.labels, now)
             if found is None:
                 return None
-            stored_row, machine = found
+            (stored_row, machine), selector = found
             row = stored_row
             fencing = int(conn.execute(select(func.max(leases.c.fencing_token))).scalar() or 0) + 1
             lease_id = new_id()
@@ -131,6 +265,7 @@ class RunnerService:
                 fencing_token=fencing,
                 issued_at=now,
                 ttl=capsule_ttl,
+                target={"selector": selector},
             )
             expires = now + timedelta(seconds=self.ctx.settings.lease_seconds)
             digest = capsule_digest(capsule)
@@ -211,7 +346,9 @@ class RunnerService:
             stored_row, machine = self.proposals.load(conn, lease.proposal_id)
             predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
             if stage is Stage.EXECUTION:
-                if predicate.get("capsule_digest") != lease.capsule_digest:
+                if predicate.get("capsule_digest") != lease.capsule_digest and not _refusal(
+                    predicate
+                ):
                     raise InputError("envelope", "capsule_digest does not match the leased capsule")
                 event: Any = ReportExecution(runner, fencing, predicate.get("ok") is True)
             else:
@@ -223,10 +360,21 @@ class RunnerService:
                     machine.snapshot = replace(
                         machine.snapshot, reason=f"{machine.snapshot.reason}: {predicate['error']}"
                     )
+                if stage is Stage.VERIFICATION and machine.snapshot.state is State.FAILED:
+                    self._file_rollback(conn, lease.proposal_id, machine)
                 self.proposals.close(conn, lease.proposal_id, machine, transitions)
                 conn.execute(update(leases).where(leases.c.id == lease_id).values(status="done"))
             self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
             return {"state": machine.snapshot.state.value if machine.snapshot.state else None}
+
+    def _file_rollback(self, conn: Connection, proposal_id: str, machine: ProposalMachine) -> None:
+        """After a failed verification, file the declared rollback (if any) as a new proposal
+        and name it in the original's closure reason; an execution failure files nothing."""
+        _, note = self.proposals.file_rollback(conn, proposal_id, machine)
+        if note:
+            machine.snapshot = replace(
+                machine.snapshot, reason=f"{machine.snapshot.reason}; {note}"
+            )
 
     def _check_statement(
         self, lease: Any, digest: str, envelope: Any, stage: Stage

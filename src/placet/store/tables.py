@@ -37,6 +37,10 @@ principals = Table(
     Column("public_key", String(64)),
     Column("kinds", JSON),
     Column("created_at", String(32), nullable=False),
+    # Runners: labels {key: [values]} set by an admin (capsule targeting), and who recorded
+    # the public key ("admin": registered, never replaced by the runner; "self": the runner).
+    Column("labels", JSON),
+    Column("key_source", String(16)),
 )
 
 tokens = Table(
@@ -65,6 +69,8 @@ proposals = Table(
     # When an open proposal must be decided by (approval expiry), and when it escalates.
     Column("deadline", String(32)),
     Column("escalate_at", String(32)),
+    # A rollback filed by the control plane: {"id", "digest"} of the proposal it undoes.
+    Column("rollback_of", JSON),
     UniqueConstraint("agent_id", "idempotency_key", name="uq_proposals_agent_idempotency"),
     Index("ix_proposals_state", "state"),
     Index("ix_proposals_agent", "agent_id"),
