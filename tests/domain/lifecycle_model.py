@@ -29,6 +29,8 @@ DESIGNED: dict[str, tuple[frozenset[State | None], Stage]] = {
     "lease": (frozenset({State.AUTHORIZED}), Stage.CAPSULE),
     "report_execution": (frozenset({State.EXECUTING}), Stage.EXECUTION),
     "report_verification": (frozenset({State.VERIFYING}), Stage.VERIFICATION),
+    # the runner was lost: an idempotent action with retries left is authorized again
+    "requeue": (frozenset({State.EXECUTING, State.VERIFYING}), Stage.REQUEUE),
     "expire": (QUIET, Stage.CLOSURE),
     "fail": (NOT_CLOSED, Stage.CLOSURE),
 }

@@ -31,6 +31,7 @@ from placet.domain.lifecycle import (
     Propose,
     ReportExecution,
     ReportVerification,
+    Requeue,
     Requirement,
     Stage,
     State,
@@ -40,6 +41,7 @@ from placet.domain.lifecycle import (
 from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.proposal import ProposalContent
 from tests.domain.lifecycle_model import CLOSED, DESIGNED
+from tests.domain.retry_kind import RETRIABLE
 
 HUMAN, AGENT, RUNNER = PrincipalKind.HUMAN, PrincipalKind.AGENT, PrincipalKind.RUNNER
 APPROVER = "approver"
@@ -125,6 +127,22 @@ def machine_in(state: State | None) -> ProposalMachine:
     return machine
 
 
+def retriable_in(state: State | None) -> ProposalMachine:
+    """Like :func:`machine_in`, but for an idempotent kind whose decision allows a retry
+    (the only proposals a requeue is valid for)."""
+    machine = machine_in(state)
+    if state not in (State.EXECUTING, State.VERIFYING):
+        return machine
+    content = replace(CONTENT, kind=RETRIABLE)
+    again = ProposalMachine()
+    run(again, Propose(BOT, content), Assess(), Decide(replace(ALLOW, retries=1), T0))
+    run(again, Lease(R1, TOKEN, SOON))
+    if state is State.VERIFYING:
+        run(again, ReportExecution(R1, TOKEN, ok=True))
+    assert again.state is state
+    return again
+
+
 def valid_event(name: str) -> Event:
     """An event of type ``name`` whose data is acceptable wherever the table allows it."""
     events: dict[str, Event] = {
@@ -139,6 +157,7 @@ def valid_event(name: str) -> Event:
         "lease": Lease(R1, TOKEN, SOON),
         "report_execution": ReportExecution(R1, TOKEN, ok=True),
         "report_verification": ReportVerification(R1, TOKEN, ok=True),
+        "requeue": Requeue("runner lost; retrying (attempt 2 of 2)"),
         "expire": Expire("expired"),
         "fail": Fail("ledger unavailable"),
     }
@@ -187,7 +206,7 @@ def test_every_pair_outside_the_table_is_illegal(state: State | None, name: str)
 def test_every_pair_in_the_table_is_accepted_with_valid_data(
     state: State | None, name: str
 ) -> None:
-    machine = machine_in(state)
+    machine = retriable_in(state) if name == "requeue" else machine_in(state)
     transitions = machine.handle(valid_event(name))
     assert transitions[0].source == state
     assert transitions[-1].target == machine.state

@@ -1,7 +1,7 @@
 """Random principals drive random events at several proposals; DESIGN.md's invariants hold.
 
 A RuleBasedStateMachine fires propose / assess / validate / decide / approve / deny /
-cancel / lease / report / expire / fail at one of up to three proposals, each event by a
+cancel / lease / report / requeue / expire / fail at one of up to three proposals, each event by a
 principal drawn from humans (including the agents' owners), agents and runners. Refusals
 (IllegalTransition, Forbidden) are legitimate outcomes; a small model says which events
 must be refused (and which accepted), and after every event the invariants are checked on
@@ -36,6 +36,7 @@ from placet.domain.lifecycle import (
     Propose,
     ReportExecution,
     ReportVerification,
+    Requeue,
     Requirement,
     Snapshot,
     State,
@@ -45,6 +46,7 @@ from placet.domain.lifecycle import (
 from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.proposal import ProposalContent
 from tests.domain.lifecycle_model import DESIGNED
+from tests.domain.retry_kind import RETRIABLE
 
 HUMAN, AGENT, RUNNER = PrincipalKind.HUMAN, PrincipalKind.AGENT, PrincipalKind.RUNNER
 APPROVER = "approver"
@@ -82,6 +84,7 @@ SIMPLE_TARGET = {
     "deny": State.DENIED,
     "cancel": State.CANCELLED,
     "lease": State.EXECUTING,
+    "requeue": State.AUTHORIZED,
     "expire": State.EXPIRED,
     "fail": State.FAILED,
 }
@@ -103,7 +106,10 @@ decisions = st.builds(
     reasons=st.lists(st.sampled_from(["risky", "production", "low risk"]), max_size=2).map(tuple),
     requirement=requirements,
     policy_digest=st.just("b" * 64),
+    retries=st.integers(min_value=0, max_value=2),
 )
+# restart is not idempotent (never runs twice); RETRIABLE is, and may run 1 + retries times
+kinds = st.sampled_from(["restart", RETRIABLE])
 # None stands for "the runner that holds the lease"; tokens are relative to the lease's own.
 reporters = st.one_of(st.none(), principals)
 tokens = st.sampled_from(["held", "held", "older", "newer"])
@@ -119,9 +125,19 @@ class Tracked:
     state: State | None = None
     history: list[Transition] = field(default_factory=list)
     leases: int = 0
+    requeues: int = 0
     leased_digest: str | None = None
     votes_seen: set[str] = field(default_factory=set)
     approvals_seen: set[str] = field(default_factory=set)
+
+
+def _retry_left(t: Tracked) -> bool:
+    """Whether the model allows another lease after the ones seen: an idempotent kind with
+    retries left (computed from the kind's name and the decision, not by the machine)."""
+    s = t.machine.snapshot
+    if s.content is None or s.decision is None:
+        return False
+    return s.content.kind == RETRIABLE and t.leases <= s.decision.retries
 
 
 def _authorized(s: Snapshot) -> bool:
@@ -193,7 +209,9 @@ class Lifecycle(RuleBasedStateMachine):
         if isinstance(ev, Lease):
             if ev.runner.kind is not RUNNER:
                 return "forbidden"
-            return "second lease" if t.leases else None
+            return "second lease" if t.leases and not _retry_left(t) else None
+        if isinstance(ev, Requeue):
+            return None if _retry_left(t) else "no retry"
         if isinstance(ev, ReportExecution | ReportVerification):
             assert s.lease is not None
             if ev.runner.id != s.lease.runner_id:
@@ -273,14 +291,15 @@ class Lifecycle(RuleBasedStateMachine):
         by=st.one_of(st.none(), principals),
         agent=st.sampled_from(AGENTS),
         intent=st.sampled_from(["restart payments", "scale ledger", "drop cache"]),
+        kind=kinds,
     )
-    def new_proposal(self, by: Principal | None, agent: Principal, intent: str) -> None:
+    def new_proposal(self, by: Principal | None, agent: Principal, intent: str, kind: str) -> None:
         """A proposal made by the agent it names (when ``by`` is None) or by someone else."""
         t = Tracked(ProposalMachine())
         self.tracked.append(t)
         content = ProposalContent(
             agent=agent.id,
-            kind="restart",
+            kind=kind,
             targets=("service:payments",),
             parameters={"n": len(self.tracked)},
             environment="production",
@@ -307,7 +326,8 @@ class Lifecycle(RuleBasedStateMachine):
         s = t.machine.snapshot
         if s.state is None:
             agent = data.draw(st.sampled_from(AGENTS), label="agent")
-            content = ProposalContent(agent.id, "scale", ("svc",), {}, "staging", "scale up")
+            kind = data.draw(kinds, label="kind")
+            content = ProposalContent(agent.id, kind, ("svc",), {}, "staging", "scale up")
             return Propose(agent, content)
         if s.state is State.PROPOSED:
             return Assess()
@@ -320,6 +340,10 @@ class Lifecycle(RuleBasedStateMachine):
         if s.state is State.AUTHORIZED:
             runner = data.draw(st.sampled_from(RUNNERS), label="runner")
             return Lease(runner, self._fresh_token(), LATER)
+        if s.state in (State.EXECUTING, State.VERIFYING) and data.draw(
+            st.sampled_from([False, False, True]), label="runner lost"
+        ):
+            return Requeue("runner lost")
         ok = data.draw(st.sampled_from([True, True, True, False]), label="ok")
         runner = self._holder(t, data.draw(st.none() | st.sampled_from(RUNNERS), label="runner"))
         token = self._token(t, data.draw(tokens, label="token"))
@@ -344,6 +368,10 @@ class Lifecycle(RuleBasedStateMachine):
         if isinstance(ev, Lease):
             t.leases += 1
             t.leased_digest = t.machine.snapshot.digest
+            if t.leases > 1:
+                event("an idempotent capsule was leased again")
+        if isinstance(ev, Requeue):
+            t.requeues += 1
 
     @precondition(lambda self: self.tracked)
     @rule(i=which, by=principals)
@@ -396,11 +424,17 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(i=which, runner=st.one_of(st.sampled_from(RUNNERS), principals))
     def lease(self, i: int, runner: Principal) -> None:
         t = self._pick(i)
-        had_lease = t.leases > 0
+        no_more = t.leases > 0 and not _retry_left(t)
         accepted = self._apply(t, Lease(runner, self._fresh_token(), LATER)) is not None
-        if had_lease:
+        if no_more:
             assert not accepted, "a second lease was granted"
             event("second lease refused")
+
+    @precondition(lambda self: self.tracked)
+    @rule(i=which)
+    def requeue(self, i: int) -> None:
+        """The runner is lost: requeued only for an idempotent kind with retries left."""
+        self._apply(self._pick(i), Requeue("runner lost"))
 
     @precondition(lambda self: self.tracked)
     @rule(i=which, who=reporters, token=tokens, ok=st.booleans())
@@ -490,7 +524,13 @@ class Lifecycle(RuleBasedStateMachine):
         for t in self.tracked:
             s = t.machine.snapshot
             leases = sum(1 for tr in t.history if tr.event == "lease")
-            assert s.leases_granted == leases == t.leases <= 1
+            requeues = sum(1 for tr in t.history if tr.event == "requeue")
+            assert s.leases_granted == leases == t.leases
+            assert requeues == t.requeues <= leases
+            if s.content is None or s.content.kind != RETRIABLE or s.decision is None:
+                assert leases <= 1 and requeues == 0
+            else:
+                assert leases <= 1 + s.decision.retries
 
 
 Lifecycle.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)

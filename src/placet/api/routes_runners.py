@@ -93,6 +93,7 @@ async def _report(request: Request, lease_id: str, who: Principal, stage: Stage)
         body.get("fencing_token"),
         body.get("envelope"),
         stage,
+        body.get("sequence"),
     )
 
 

@@ -109,6 +109,11 @@ class FencedBody(BaseModel):
 class ReportBody(BaseModel):
     fencing_token: int
     envelope: dict[str, Any] = Field(description="Runner-signed DSSE envelope.")
+    sequence: int | None = Field(
+        default=None,
+        description="The report's number in its lease (default 1 for execution, 2 for"
+        " verification); a report resent with the same number is accepted once.",
+    )
 
 
 class PrincipalBody(BaseModel):

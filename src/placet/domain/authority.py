@@ -22,6 +22,8 @@ OWNER_OF = "owner-of:"
 PROPOSER = "proposer"
 PROPOSER_OWNER = "proposer-owner"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The most extra attempts a decision may grant an idempotent action whose runner was lost.
+MAX_RETRIES = 10
 
 
 class Outcome(enum.StrEnum):
@@ -230,10 +232,15 @@ NO_APPROVALS = Requirement(count=0, expires_in=0, denials=0)
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Policy's answer, bound to the digest of the bundle that gave it."""
+    """Policy's answer, bound to the digest of the bundle that gave it.
+
+    ``retries`` is how many extra attempts an idempotent action gets when its runner is
+    lost (0..MAX_RETRIES); a non-idempotent action never runs twice whatever it says.
+    """
 
     outcome: Outcome
     reasons: tuple[str, ...] = ()
     requirement: Requirement = field(default_factory=lambda: NO_APPROVALS)
     policy_digest: str = ""
     obligations: Obligations = field(default_factory=Obligations)
+    retries: int = 0

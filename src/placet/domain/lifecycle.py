@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from placet.domain import actions
 from placet.domain.authority import (
     Decision,
     Escalation,
@@ -20,7 +21,7 @@ from placet.domain.authority import (
     Requirement,
     Role,
 )
-from placet.domain.errors import Forbidden, IllegalTransition
+from placet.domain.errors import Forbidden, IllegalTransition, InputError
 from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.proposal import ProposalContent
 
@@ -67,6 +68,7 @@ class Stage(enum.StrEnum):
     CAPSULE = "capsule"
     EXECUTION = "execution"
     VERIFICATION = "verification"
+    REQUEUE = "requeue"
     CLOSURE = "closure"
 
 
@@ -84,6 +86,7 @@ TABLE: dict[str, tuple[frozenset[State | None], Stage]] = {
     "lease": (frozenset({State.AUTHORIZED}), Stage.CAPSULE),
     "report_execution": (frozenset({State.EXECUTING}), Stage.EXECUTION),
     "report_verification": (frozenset({State.VERIFYING}), Stage.VERIFICATION),
+    "requeue": (RUNNING, Stage.REQUEUE),
     "expire": (OPEN - RUNNING, Stage.CLOSURE),
     "fail": (OPEN, Stage.CLOSURE),
 }
@@ -94,6 +97,14 @@ def _when(at: datetime | None) -> str:
     if at is None:
         return "(never)"
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_idempotent(kind: str) -> bool:
+    """Whether action kind ``kind`` is declared idempotent (an unknown kind is not)."""
+    try:
+        return actions.get(kind).idempotent
+    except InputError:
+        return False
 
 
 class Expired(IllegalTransition):
@@ -202,6 +213,14 @@ class ReportVerification:
 
 
 @dataclass(frozen=True, slots=True)
+class Requeue:
+    """The runner was lost; an idempotent action with retries left goes back to authorized."""
+
+    reason: str
+    name = "requeue"
+
+
+@dataclass(frozen=True, slots=True)
 class Expire:
     reason: str
     name = "expire"
@@ -225,6 +244,7 @@ Event = (
     | Lease
     | ReportExecution
     | ReportVerification
+    | Requeue
     | Expire
     | Fail
 )
@@ -470,7 +490,7 @@ class ProposalMachine:
             raise IllegalTransition(
                 self._name(), "lease", f"outside its change window ({window.describe()})"
             )
-        if self.snapshot.leases_granted:
+        if self.snapshot.leases_granted and not self.may_run_again():
             raise IllegalTransition(self._name(), "lease", "its capsule was already leased once")
         self.snapshot = replace(
             self.snapshot,
@@ -501,6 +521,19 @@ class ProposalMachine:
             return [State.FAILED]
         return [State.SUCCEEDED]
 
+    def _on_requeue(self, event: Requeue) -> list[State]:
+        if not self.may_run_again():
+            content, decision = self.snapshot.content, self.snapshot.decision
+            assert content is not None and decision is not None
+            if not is_idempotent(content.kind):
+                why = f"{content.kind} is not idempotent: it never runs twice"
+            else:
+                why = f"the decision allows {decision.retries} retries and none is left"
+            raise IllegalTransition(self._name(), "requeue", why)
+        # The lost lease stays recorded; the next lease replaces it, and no report is
+        # accepted while the proposal is authorized again.
+        return [State.AUTHORIZED]
+
     def _on_expire(self, event: Expire) -> list[State]:
         self.snapshot = replace(self.snapshot, reason=event.reason)
         return [State.EXPIRED]
@@ -529,10 +562,26 @@ class ProposalMachine:
         bound = {v.by.id for v in self.snapshot.approvals if v.digest == self.snapshot.digest}
         return len(bound) >= decision.requirement.count
 
+    def may_run_again(self) -> bool:
+        """Whether another lease may follow the ones granted: only for an idempotent kind,
+        and at most ``decision.retries`` times (a first lease needs no retry)."""
+        snap = self.snapshot
+        if snap.decision is None or snap.content is None:
+            return False
+        return is_idempotent(snap.content.kind) and snap.leases_granted <= snap.decision.retries
+
+    def attempt(self) -> tuple[int, int]:
+        """The next attempt's number and the most attempts the decision allows."""
+        decision = self.snapshot.decision
+        retries = decision.retries if decision is not None else 0
+        return self.snapshot.leases_granted + 1, retries + 1
+
     def may_lease(self, at: datetime) -> bool:
         """Whether a runner could take this proposal at ``at`` (authorized, not lapsed,
-        inside its change window)."""
-        if self.snapshot.state is not State.AUTHORIZED or self.snapshot.leases_granted:
+        inside its change window, and not yet leased unless a retry is allowed)."""
+        if self.snapshot.state is not State.AUTHORIZED:
+            return False
+        if self.snapshot.leases_granted and not self.may_run_again():
             return False
         if not self.is_authorized() or self.snapshot.expired(at):
             return False

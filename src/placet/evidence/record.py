@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from placet.domain import actions
 from placet.domain.canonical import digest_of
+from placet.domain.errors import InputError
 from placet.domain.lifecycle import Outcome, Stage, State
 from placet.evidence.errors import EvidenceError
 from placet.evidence.statements import Statement, is_digest
@@ -36,9 +38,10 @@ _NEXT: dict[str, frozenset[Stage]] = {
     "pending_approval": frozenset({Stage.APPROVAL, Stage.CLOSURE}),
     "authorized": frozenset({Stage.CAPSULE, Stage.CLOSURE}),
     "denied": frozenset({Stage.CLOSURE}),
-    "executing": frozenset({Stage.EXECUTION, Stage.CLOSURE}),
+    "executing": frozenset({Stage.EXECUTION, Stage.REQUEUE, Stage.CLOSURE}),
     "execution_failed": frozenset({Stage.CLOSURE}),
-    "verifying": frozenset({Stage.VERIFICATION, Stage.CLOSURE}),
+    "verifying": frozenset({Stage.VERIFICATION, Stage.REQUEUE, Stage.CLOSURE}),
+    "requeued": frozenset({Stage.CAPSULE, Stage.CLOSURE}),
     "verified": frozenset({Stage.CLOSURE}),
     "verification_failed": frozenset({Stage.CLOSURE}),
     "closed": frozenset(),
@@ -54,7 +57,14 @@ _CLOSURES: dict[str, frozenset[State]] = {
 }
 # stages whose predicate binds the proposal digest again
 _BOUND = frozenset(
-    {Stage.DECISION, Stage.APPROVAL, Stage.CAPSULE, Stage.EXECUTION, Stage.VERIFICATION}
+    {
+        Stage.DECISION,
+        Stage.APPROVAL,
+        Stage.CAPSULE,
+        Stage.EXECUTION,
+        Stage.VERIFICATION,
+        Stage.REQUEUE,
+    }
 )
 
 
@@ -133,6 +143,9 @@ class RecordChecker:
         self.voters: set[str] = set()
         self.capsule: Mapping[str, Any] = {}
         self.execution_ok = False
+        self.kind = ""
+        self.retries = 0
+        self.capsules = 0
 
     def add(self, where: str, statement: Statement) -> None:
         """Check the next statement (``where`` names its entry) and advance the phase."""
@@ -178,6 +191,8 @@ class RecordChecker:
                 f"{where}.predicate.proposal.agent", "does not name the proposing agent"
             )
         self.agent = agent
+        kind = content.get("kind")
+        self.kind = kind if isinstance(kind, str) else ""
         self.phase = "proposed"
 
     def _on_assessment(self, where: str, predicate: Mapping[str, Any]) -> None:
@@ -197,6 +212,10 @@ class RecordChecker:
             raise RecordError(f"{field_name}.min_approvals", "must be an integer >= 0")
         if not _strings(eligible):
             raise RecordError(f"{field_name}.eligible", "must be a list of strings")
+        retries = predicate.get("retries", 0)  # absent in records written before retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise RecordError(f"{where}.predicate.retries", "must be an integer >= 0")
+        self.retries = retries
         if outcome == Outcome.ALLOW:
             self.phase = "authorized"
         elif outcome == Outcome.REQUIRE_APPROVAL:
@@ -306,8 +325,12 @@ class RecordChecker:
         _get(predicate, "fencing_token", where, (int,))
         if not is_digest(_get(predicate, "capsule_digest", where, (str,))):
             raise RecordError(f"{where}.predicate.capsule_digest", "is not a SHA-256 hex digest")
+        if self.capsules and self.phase != "requeued":
+            raise RecordError(where, "a second capsule needs a requeue statement before it")
+        self.capsules += 1
         self.capsule = predicate
-        self.facts.runner_keyids.append(keyid)
+        if keyid not in self.facts.runner_keyids:
+            self.facts.runner_keyids.append(keyid)
         self.phase = "executing"
 
     def _check_lease(self, where: str, predicate: Mapping[str, Any], names: Sequence[str]) -> None:
@@ -327,6 +350,35 @@ class RecordChecker:
         self._check_lease(where, predicate, ("lease_id", "fencing_token"))
         passed = _get(predicate, "passed", where, (bool,))
         self.phase = "verified" if passed and self.execution_ok else "verification_failed"
+
+    def _on_requeue(self, where: str, predicate: Mapping[str, Any]) -> None:
+        """A lost runner's capsule goes back to authorized: only for an idempotent kind, and
+        at most as many times as the decision's ``retries``."""
+        for name in ("lease_id", "fencing_token"):
+            if predicate.get(name) != self.capsule[name]:
+                raise RecordError(f"{where}.predicate.{name}", "does not match the capsule")
+        _get(predicate, "reason", where, (str,))
+        try:
+            idempotent: bool | None = actions.get(self.kind).idempotent
+        except InputError:
+            idempotent = None  # a plugin kind not installed here
+        if idempotent is False:
+            raise RecordError(
+                where, f"{self.kind} is not idempotent, so its capsule may never be leased again"
+            )
+        if idempotent is None:
+            self.facts.notes.append(
+                f"action kind {self.kind!r} is not declared here; that it is idempotent "
+                "(and may be retried) cannot be checked offline"
+            )
+        if self.capsules > self.retries:
+            raise RecordError(
+                where,
+                f"the decision allows {self.retries} retries and {self.capsules - 1} "
+                "were already used",
+            )
+        self.facts.notes.append(f"runner lost; requeued for attempt {self.capsules + 1}")
+        self.phase = "requeued"
 
     def _on_closure(self, where: str, predicate: Mapping[str, Any]) -> None:
         state_text = _get(predicate, "state", where, (str,))

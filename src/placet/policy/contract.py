@@ -2,7 +2,9 @@
 
 The value must be an object ``{"outcome", "reasons", ...}``; ``require_approval`` may add
 ``min_approvals``, ``from``, ``distinct_from``, ``owner_may_approve``, ``expires_in``,
-``escalate_to`` and ``denials``; any outcome may add ``obligations``. Anything else (an
+``escalate_to`` and ``denials``; ``allow`` and ``require_approval`` may add ``retries``
+(extra attempts for an idempotent action whose runner is lost, 0..10); any outcome may add
+``obligations``. Anything else (an
 unknown field, a wrong type, a bad duration, selector, day or time zone) raises
 :class:`PolicyError` naming the exact field, so the caller fails closed.
 """
@@ -17,6 +19,7 @@ from typing import Any
 from placet.domain.authority import (
     DAYS,
     DEFAULT_EXPIRY_SECONDS,
+    MAX_RETRIES,
     NO_APPROVALS,
     PROPOSER,
     PROPOSER_OWNER,
@@ -44,7 +47,7 @@ APPROVAL_FIELDS = (
     "escalate_to",
     "denials",
 )
-DECISION_FIELDS = ("outcome", "reasons", *APPROVAL_FIELDS, "obligations")
+DECISION_FIELDS = ("outcome", "reasons", *APPROVAL_FIELDS, "obligations", "retries")
 ESCALATION_FIELDS = ("after", "from")
 OBLIGATION_FIELDS = ("validation", "change_window", "notify")
 WINDOW_FIELDS = ("days", "start", "end", "timezone")
@@ -123,6 +126,16 @@ def _count(value: Any, path: str) -> int:
         raise _Bad(path, f"must be a whole number, not {kind_of(value)}")
     if value < 1:
         raise _Bad(path, f"must be at least 1, not {value}")
+    return int(value)
+
+
+def _retries(value: Any, outcome: Outcome) -> int:
+    if outcome is Outcome.DENY:
+        raise _Bad("retries", "a deny decision runs nothing, so it grants no retries")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad("retries", f"must be a whole number, not {kind_of(value)}")
+    if not 0 <= value <= MAX_RETRIES:
+        raise _Bad("retries", f"must be between 0 and {MAX_RETRIES}, not {value}")
     return int(value)
 
 
@@ -231,12 +244,14 @@ def _decision(value: Any, digest: str) -> Decision:
     else:
         requirement = _requirement(body)
     obligations = _obligations(body["obligations"]) if "obligations" in body else Obligations()
+    retries = _retries(body["retries"], outcome) if "retries" in body else 0
     return Decision(
         outcome=outcome,
         reasons=reasons,
         requirement=requirement,
         policy_digest=digest,
         obligations=obligations,
+        retries=retries,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from placet.runners.capsule import (
 )
 from placet.runners.keys import load_or_create_key
 from placet.runners.nonces import NonceStore, NonceStoreError
+from placet.runners.outbox import DELIVERED, REFUSED, Outbox, OutboxError, QueuedReport
 from placet.runners.redact import Redactor, redactor
 from placet.runners.statements import (
     Assignment,
@@ -103,6 +105,24 @@ class Lease:
     expires_at: datetime
     heartbeat_seconds: float
     capsule: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What one attempt to deliver a report came to: settled (answered) or to be retried."""
+
+    settled: bool
+    state: str | None
+    problem: str
+    lost: bool = False
+
+
+def _subject_id(statement: Mapping[str, Any]) -> str:
+    """The proposal id a runner statement is about (``proposal/<id>`` subject), or ""."""
+    subject = statement.get("subject")
+    if isinstance(subject, list) and subject and isinstance(subject[0], dict):
+        return str(subject[0].get("name", "")).removeprefix("proposal/")
+    return ""
 
 
 def problem_of(response: httpx.Response, action: str) -> ServerProblem:
@@ -293,6 +313,10 @@ class Runner:
         self.lease_wait = lease_wait
         self.labels: dict[str, list[str]] | None = None
         self.nonces = NonceStore(self.state_dir)
+        # Reports are queued here before they are sent, and resent until the control plane
+        # answers (docs/runners.md, "When the control plane goes away").
+        self.outbox = Outbox(self.state_dir)
+        self._renewed: dict[str, datetime] = {}  # lease id -> expiry its last heartbeat got
         self.registration: Registration | None = None
         self._stop = threading.Event()
         self._never = threading.Event()
@@ -415,6 +439,7 @@ class Runner:
         """Lease one capsule if there is one, run it, report; whether there was work."""
         if self.registration is None:
             self.register()
+        self.flush_outbox()
         lease = self.lease()
         if lease is None:
             return False
@@ -609,37 +634,145 @@ class Runner:
     def _report(
         self, lease: Lease, stage: str, statement: Mapping[str, Any], lost: threading.Event
     ) -> str | None:
-        """Sign and send an execution or verification statement; the new state, or None."""
+        """Sign an execution or verification statement, queue it in the outbox, and send it;
+        the proposal's new state, or None (refused, lease lost, or still queued).
+
+        While the control plane is unreachable the report is resent with backoff until it is
+        delivered or the lease runs out by its last heartbeat (or the runner stops); it then
+        stays in the outbox and ``flush_outbox`` sends it when the runner polls again.
+        """
         envelope = self.key.sign_statement(statement)
-        path = f"/v1/runners/leases/{quote(lease.lease_id, safe='')}/{stage}"
-        action = f"report {stage}"
         try:
-            response = self._post(
-                path,
-                {"fencing_token": lease.fencing_token, "envelope": envelope},
-                action,
-                interruptible=False,
+            report = self.outbox.add(
+                lease.lease_id,
+                lease.fencing_token,
+                stage,
+                envelope,
+                proposal_id=_subject_id(statement),
+                now=self.clock(),
             )
-        except RunnerError as exc:
-            log.error("lease %s: %s", lease.lease_id, exc)
-            return None
-        if response.status_code in _LOST_STATUSES:
-            lost.set()
-            log.warning("lease %s: %s", lease.lease_id, problem_of(response, action))
-            return None
-        if response.status_code not in (200, 201):
-            problem = problem_of(response, action)
-            if problem.fatal:
-                raise problem
-            log.error("lease %s: %s", lease.lease_id, problem)
-            return None
+        except OutboxError as exc:
+            # Fail open for delivery, not for evidence: send it now, say loudly it is unqueued.
+            log.error("lease %s: %s; sending without a queue", lease.lease_id, exc)
+            report = QueuedReport(
+                lease.lease_id,
+                1 if stage == "execution" else 2,
+                stage,
+                _subject_id(statement),
+                lease.fencing_token,
+                envelope,
+                "unqueued",
+            )
+        until = self._renewed.get(lease.lease_id, lease.expires_at)
+        attempt = 0
+        while True:
+            sent = self._send_report(report)
+            if sent.settled:
+                if sent.lost:
+                    lost.set()
+                if attempt:
+                    log.warning(
+                        "lease %s: %s report delivered after %d retries",
+                        lease.lease_id,
+                        stage,
+                        attempt,
+                    )
+                return sent.state
+            if attempt == 0 or attempt % 10 == 0:
+                log.warning(
+                    "lease %s: %s report queued in the outbox (%s); retrying with backoff",
+                    lease.lease_id,
+                    stage,
+                    sent.problem,
+                )
+            delay = self._backoff(attempt)
+            attempt += 1
+            until = self._renewed.get(lease.lease_id, until)
+            if self._give_up_after(delay, lost, until):
+                log.warning(
+                    "lease %s: %s report stays in the outbox; it is sent when the runner polls",
+                    lease.lease_id,
+                    stage,
+                )
+                return None
+
+    def _give_up_after(self, delay: float, lost: threading.Event, until: datetime) -> bool:
+        """Wait ``delay`` s; True when the runner stops, the lease is lost or runs out."""
+        deadline = time.monotonic() + delay  # the pause on the local clock, the lease's on
+        while True:  # the runner's (the one its lease checks use)
+            if self._stop.is_set() or lost.is_set() or self.clock() >= until:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._stop.wait(min(0.1, left))
+
+    def _send_report(self, report: QueuedReport) -> _Sent:
+        """One attempt to deliver a queued report; settles it in the outbox when answered.
+
+        Unreachable, 429 and 5xx answers leave it pending (the control plane accepts each
+        lease and sequence once, so resending is safe); a refusal (404, 409, 422) settles it
+        as refused and is logged: the signed statement stays in the outbox for a week.
+        """
+        path = f"/v1/runners/leases/{quote(report.lease_id, safe='')}/{report.stage}"
+        action = f"report {report.stage}"
         try:
-            state = _json_object(response, action).get("state")
-        except RunnerError as exc:
-            log.error("lease %s: %s", lease.lease_id, exc)
-            return None
-        log.info("lease %s: %s recorded; proposal is %s", lease.lease_id, stage, state)
-        return state if isinstance(state, str) else None
+            response = self._client.post(path, json=report.body())
+        except httpx.TransportError as exc:
+            where = _safe_url(self.server)
+            return _Sent(False, None, f"cannot reach {where} ({type(exc).__name__})")
+        status = response.status_code
+        if status in _RETRY_STATUSES or status >= 500:
+            return _Sent(False, None, problem_of(response, action).summary)
+        if status in (200, 201):
+            try:
+                state = _json_object(response, action).get("state")
+            except RunnerError as exc:
+                state, unread = None, str(exc)
+            else:
+                unread = ""
+            self._settle(report, DELIVERED, str(state))
+            if unread:
+                log.error("lease %s: %s", report.lease_id, unread)
+            else:
+                log.info(
+                    "lease %s: %s recorded; proposal is %s", report.lease_id, report.stage, state
+                )
+            return _Sent(True, state if isinstance(state, str) else None, unread)
+        problem = problem_of(response, action)
+        if problem.fatal:
+            raise problem  # a refused token or identity: keep the report for a fixed runner
+        self._settle(report, REFUSED, problem.summary)
+        log.error(
+            "lease %s: %s; the report is dropped (kept as refused in %s)",
+            report.lease_id,
+            problem,
+            self.outbox.path,
+        )
+        return _Sent(True, None, problem.summary, lost=status in _LOST_STATUSES)
+
+    def _settle(self, report: QueuedReport, status: str, answer: str) -> None:
+        if report.status == "unqueued":
+            return
+        try:
+            self.outbox.settle(report, status, answer, now=self.clock())
+        except OutboxError as exc:
+            log.error("lease %s: %s", report.lease_id, exc)
+
+    def flush_outbox(self) -> int:
+        """Send the reports left in the outbox (after an outage or a restart), each lease's in
+        sequence order; how many were settled. Raises RunnerError while the control plane is
+        still unreachable, so the poll loop backs off."""
+        settled = 0
+        for report in self.outbox.pending():
+            sent = self._send_report(report)
+            if not sent.settled:
+                raise RunnerError(
+                    f"lease {report.lease_id}: {report.stage} report still in the outbox:"
+                    f" {sent.problem}"
+                )
+            settled += 1
+        return settled
 
     @contextmanager
     def _heartbeat(self, lease: Lease) -> Iterator[threading.Event]:
@@ -658,6 +791,7 @@ class Runner:
         finally:
             done.set()
             thread.join()
+            self._renewed.pop(lease.lease_id, None)
 
     def _left(self, expires_at: datetime) -> float:
         """Seconds until ``expires_at`` (at least a few milliseconds, to stay a timeout)."""
@@ -687,6 +821,7 @@ class Runner:
                     try:
                         body = _json_object(response, "heartbeat")
                         expires_at = parse_time(body.get("expires_at"), "expires_at")
+                        self._renewed[lease.lease_id] = expires_at
                     except (RunnerError, ValueError) as exc:
                         log.warning("lease %s: %s", lease.lease_id, exc)
                 else:

@@ -124,6 +124,7 @@ def decision_to_json(d: Decision) -> dict[str, Any]:
         "approvals": requirement_to_json(d.requirement),
         "obligations": obligations_to_json(d.obligations),
         "policy_digest": d.policy_digest,
+        "retries": d.retries,
     }
 
 
@@ -134,6 +135,7 @@ def decision_from_json(d: dict[str, Any]) -> Decision:
         requirement=requirement_from_json(d["approvals"]),
         policy_digest=d["policy_digest"],
         obligations=obligations_from_json(d.get("obligations")),
+        retries=d.get("retries", 0),  # absent in snapshots written before retries
     )
 
 

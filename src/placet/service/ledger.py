@@ -218,7 +218,9 @@ class LedgerService:
                 .order_by(ledger_entries.c.leaf_index)
             ).all()
             runner_keys = conn.execute(
-                select(leases.c.runner_public_key).where(leases.c.proposal_id == proposal_id)
+                select(leases.c.runner_public_key)
+                .where(leases.c.proposal_id == proposal_id)
+                .distinct()  # a retried proposal may be leased twice by the same runner
             ).all()
         if not rows:
             raise NotFound("proposal", proposal_id)

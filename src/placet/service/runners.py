@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from placet.domain import actions
+from placet.domain.canonical import digest_of
 from placet.domain.errors import Conflict, Forbidden, InputError, NotFound
 from placet.domain.ids import new_id
 from placet.domain.labels import check_labels, matches, selector_for
@@ -19,6 +20,7 @@ from placet.domain.lifecycle import (
     ProposalMachine,
     ReportExecution,
     ReportVerification,
+    Requeue,
     Stage,
     State,
 )
@@ -34,7 +36,7 @@ from placet.service.context import Context
 from placet.service.ledger import LedgerService
 from placet.service.principals import PrincipalService
 from placet.service.proposals import ProposalService
-from placet.store.tables import leases, principals, proposals
+from placet.store.tables import lease_reports, leases, principals, proposals
 
 ACTIVE = "active"
 
@@ -83,6 +85,24 @@ def _refusal(predicate: Mapping[str, Any]) -> bool:
         and isinstance(error, str)
         and error.startswith("capsule refused:")
     )
+
+
+def _sequence(value: Any, stage: Stage) -> int:
+    """A report's number within its lease: a positive integer; by default 1 for execution
+    and 2 for verification (the order a runner reports in)."""
+    if value is None:
+        return 1 if stage is Stage.EXECUTION else 2
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError("sequence", "must be a positive integer (its number in the lease)")
+    return int(value)
+
+
+def _envelope_sha256(envelope: Any) -> str:
+    """SHA-256 of the report's envelope (canonical JSON): the same report resent matches."""
+    try:
+        return digest_of(envelope)
+    except Exception:  # not canonical JSON (rfc8785 refuses it): matches no recorded report
+        return ""
 
 
 def lease_wait(value: Any) -> float:
@@ -337,11 +357,26 @@ class RunnerService:
         return {"expires_at": rfc3339(expires)}
 
     def report(
-        self, runner: Principal, lease_id: str, fencing: Any, envelope: Any, stage: Stage
+        self,
+        runner: Principal,
+        lease_id: str,
+        fencing: Any,
+        envelope: Any,
+        stage: Stage,
+        sequence: Any = None,
     ) -> dict[str, Any]:
-        """Check and record a runner-signed execution or verification statement."""
+        """Check and record a runner-signed execution or verification statement, once.
+
+        A report is known by its lease and ``sequence`` (default: 1 for execution, 2 for
+        verification). The same report sent again (a retry after a lost answer, or from the
+        runner's outbox after an outage) answers what the first one did and changes nothing.
+        """
         _require_runner(runner, "report")
+        number = _sequence(sequence, stage)
         with self.ctx.write() as conn:
+            again = self._recorded(conn, runner, lease_id, fencing, number, envelope, stage)
+            if again is not None:
+                return again
             lease = self._active_lease(conn, runner, lease_id, fencing)
             stored_row, machine = self.proposals.load(conn, lease.proposal_id)
             predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
@@ -365,7 +400,54 @@ class RunnerService:
                 self.proposals.close(conn, lease.proposal_id, machine, transitions)
                 conn.execute(update(leases).where(leases.c.id == lease_id).values(status="done"))
             self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
-            return {"state": machine.snapshot.state.value if machine.snapshot.state else None}
+            state = machine.snapshot.state.value if machine.snapshot.state else None
+            conn.execute(
+                lease_reports.insert().values(
+                    lease_id=lease_id,
+                    sequence=number,
+                    stage=stage.value,
+                    envelope_sha256=_envelope_sha256(envelope),
+                    state=state or "",
+                    created_at=rfc3339(self.ctx.clock()),
+                )
+            )
+            return {"state": state}
+
+    def _recorded(
+        self,
+        conn: Connection,
+        runner: Principal,
+        lease_id: str,
+        fencing: Any,
+        sequence: int,
+        envelope: Any,
+        stage: Stage,
+    ) -> dict[str, Any] | None:
+        """The answer already given to this report (lease, sequence), or None if it is new.
+
+        The lease's runner and fencing token are checked as for a new report; the same
+        sequence with another statement or stage is a Conflict (409).
+        """
+        row = conn.execute(
+            select(lease_reports).where(
+                lease_reports.c.lease_id == lease_id, lease_reports.c.sequence == sequence
+            )
+        ).first()
+        if row is None:
+            return None
+        if isinstance(fencing, bool) or not isinstance(fencing, int):
+            raise InputError("fencing_token", "must be an integer")
+        lease = conn.execute(select(leases).where(leases.c.id == lease_id)).one()
+        if lease.runner_id != runner.id:
+            raise Forbidden(runner.name, "use this lease", "it belongs to another runner")
+        if lease.fencing_token != fencing:
+            raise Conflict("stale fencing token: this lease was superseded")
+        if row.stage != stage.value or row.envelope_sha256 != _envelope_sha256(envelope):
+            raise Conflict(
+                f"report {sequence} of lease {lease_id} was already recorded"
+                f" (a {row.stage} statement); this is another statement"
+            )
+        return {"state": row.state or None}
 
     def _file_rollback(self, conn: Connection, proposal_id: str, machine: ProposalMachine) -> None:
         """After a failed verification, file the declared rollback (if any) as a new proposal
@@ -405,7 +487,8 @@ class RunnerService:
         return predicate
 
     def reap(self) -> int:
-        """Fail proposals whose runner stopped heartbeating (runner lost); never rerun them."""
+        """Settle proposals whose runner stopped heartbeating (runner lost): an idempotent
+        action with retries left goes back to authorized (requeue); any other ends failed."""
         now = rfc3339(self.ctx.clock())
         with self.ctx.read() as conn:
             expired = conn.execute(
@@ -420,9 +503,28 @@ class RunnerService:
                 stored_row, machine = self.proposals.load(conn, lease.proposal_id)
                 conn.execute(update(leases).where(leases.c.id == lease.id).values(status="lost"))
                 if machine.state in (State.EXECUTING, State.VERIFYING):
-                    reason = f"runner lost: lease {lease.id} expired without a heartbeat"
-                    transitions = machine.handle(Fail(reason))
-                    self.proposals.close(conn, lease.proposal_id, machine, transitions)
+                    if machine.may_run_again():
+                        attempt, most = machine.attempt()
+                        reason = f"runner lost; retrying (attempt {attempt} of {most})"
+                        self.proposals.step(
+                            conn,
+                            lease.proposal_id,
+                            machine,
+                            Requeue(reason),
+                            {
+                                "reason": reason,
+                                "runner_id": lease.runner_id,
+                                "lease_id": lease.id,
+                                "fencing_token": lease.fencing_token,
+                                "attempt": attempt,
+                                "attempts": most,
+                                "proposal_digest": machine.snapshot.digest,
+                            },
+                        )
+                    else:
+                        reason = f"runner lost: lease {lease.id} expired without a heartbeat"
+                        transitions = machine.handle(Fail(reason))
+                        self.proposals.close(conn, lease.proposal_id, machine, transitions)
                     self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
                     count += 1
         return count

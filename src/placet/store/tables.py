@@ -82,7 +82,7 @@ leases = Table(
     "leases",
     metadata,
     Column("id", String(26), primary_key=True),
-    Column("proposal_id", String(26), nullable=False, unique=True),
+    Column("proposal_id", String(26), nullable=False, index=True),
     Column("runner_id", String(26), nullable=False),
     Column("fencing_token", BigInteger, nullable=False),
     Column("expires_at", String(32), nullable=False),
@@ -90,6 +90,18 @@ leases = Table(
     Column("capsule_digest", String(64), nullable=False),
     Column("runner_public_key", String(64), nullable=False),
     Index("ix_leases_status_expires", "status", "expires_at"),
+)
+
+# Each runner report accepted, by lease and sequence: a resent report is answered, not redone.
+lease_reports = Table(
+    "lease_reports",
+    metadata,
+    Column("lease_id", String(26), primary_key=True),
+    Column("sequence", Integer, primary_key=True, autoincrement=False),
+    Column("stage", String(32), nullable=False),
+    Column("envelope_sha256", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", String(32), nullable=False),
 )
 
 ledger_entries = Table(
