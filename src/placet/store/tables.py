@@ -90,6 +90,9 @@ leases = Table(
     Column("capsule_digest", String(64), nullable=False),
     Column("runner_public_key", String(64), nullable=False),
     Index("ix_leases_status_expires", "status", "expires_at"),
+    # The next fencing token is max(fencing_token) + 1, read under the write lock on every
+    # lease: an index makes that one seek instead of a scan of every lease ever granted.
+    Index("ix_leases_fencing_token", "fencing_token"),
 )
 
 # Each runner report accepted, by lease and sequence: a resent report is answered, not redone.
