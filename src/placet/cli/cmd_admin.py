@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,7 +13,8 @@ from placet.cli.common import (
     DataDir,
     Json,
     console,
-    open_plane,
+    on_plane,
+    print_fields,
     print_json,
     settings_for,
     setup_logging,
@@ -139,13 +140,10 @@ def principal_add(
     """Register a principal and print its API token (shown once, stored only as a hash).
 
     Humans hold roles (viewer unless --role says otherwise); agents and runners hold none."""
-    cp = open_plane(data_dir)
-    try:
-        principal, token = cp.principals.add(
-            name, kind, owner, tuple(team or ()), tuple(role or ())
-        )
-    finally:
-        cp.close()
+    principal, token = on_plane(
+        data_dir,
+        lambda cp: cp.principals.add(name, kind, owner, tuple(team or ()), tuple(role or ())),
+    )
     if json:
         print_json(
             {
@@ -167,11 +165,7 @@ def principal_add(
 @principal_app.command("list")
 def principal_list(data_dir: DataDir = None, json: Json = False) -> None:
     """List principals (never tokens)."""
-    cp = open_plane(data_dir)
-    try:
-        items = cp.principals.list()
-    finally:
-        cp.close()
+    items = on_plane(data_dir, lambda cp: cp.principals.list())
     rows = [
         {
             "id": p.id,
@@ -201,11 +195,7 @@ def principal_token(
     json: Json = False,
 ) -> None:
     """Issue a new token for a principal, revoking its earlier ones."""
-    cp = open_plane(data_dir)
-    try:
-        principal, token = cp.principals.issue_token(name)
-    finally:
-        cp.close()
+    principal, token = on_plane(data_dir, lambda cp: cp.principals.issue_token(name))
     if json:
         print_json({"id": principal.id, "name": principal.name, "token": token})
         return
@@ -222,11 +212,7 @@ def principal_roles(
     json: Json = False,
 ) -> None:
     """Replace a human's roles (agents and runners hold none)."""
-    cp = open_plane(data_dir)
-    try:
-        principal = cp.principals.set_roles(name, roles, LOCAL_ADMIN)
-    finally:
-        cp.close()
+    principal = on_plane(data_dir, lambda cp: cp.principals.set_roles(name, roles, LOCAL_ADMIN))
     if json:
         from placet.service.principals import principal_view
 
@@ -246,11 +232,7 @@ def principal_actions(
     json: Json = False,
 ) -> None:
     """Declare what an agent can do (its capabilities, for `placet report permissions`)."""
-    cp = open_plane(data_dir)
-    try:
-        view = cp.principals.set_actions(name, kinds or [], LOCAL_ADMIN)
-    finally:
-        cp.close()
+    view = on_plane(data_dir, lambda cp: cp.principals.set_actions(name, kinds or [], LOCAL_ADMIN))
     if json:
         print_json(view)
         return
@@ -264,18 +246,11 @@ def principal_show(
     json: Json = False,
 ) -> None:
     """Show one principal: kind, owner, roles and groups (never its token)."""
-    cp = open_plane(data_dir)
-    try:
-        view = cp.principals.view(name)
-    finally:
-        cp.close()
+    view = on_plane(data_dir, lambda cp: cp.principals.view(name))
     if json:
         print_json(view)
         return
-    for key in ("name", "kind", "id", "owner", "roles", "teams", "created_at"):
-        value = view.get(key)
-        shown = ", ".join(value) if isinstance(value, list) else (value or "")
-        console.print(f"{key:<10} {shown}")
+    print_fields(view, ("name", "kind", "id", "owner", "roles", "teams", "created_at"))
 
 
 @group_app.command("add")
@@ -288,11 +263,7 @@ def group_add(
     json: Json = False,
 ) -> None:
     """Create a group or team."""
-    cp = open_plane(data_dir)
-    try:
-        group = cp.principals.add_group(name, kind, title, parent)
-    finally:
-        cp.close()
+    group = on_plane(data_dir, lambda cp: cp.principals.add_group(name, kind, title, parent))
     if json:
         print_json(group)
         return
@@ -302,11 +273,7 @@ def group_add(
 @group_app.command("list")
 def group_list(data_dir: DataDir = None, json: Json = False) -> None:
     """List groups and teams with their members."""
-    cp = open_plane(data_dir)
-    try:
-        items = cp.principals.list_groups()
-    finally:
-        cp.close()
+    items = on_plane(data_dir, lambda cp: cp.principals.list_groups())
     if json:
         print_json(items)
         return
@@ -330,18 +297,11 @@ def group_show(
     json: Json = False,
 ) -> None:
     """Show one group and its members."""
-    cp = open_plane(data_dir)
-    try:
-        group = cp.principals.get_group(name)
-    finally:
-        cp.close()
+    group = on_plane(data_dir, lambda cp: cp.principals.get_group(name))
     if json:
         print_json(group)
         return
-    for key in ("name", "kind", "title", "parent", "source", "created_at", "members"):
-        value = group.get(key)
-        shown = ", ".join(value) if isinstance(value, list) else (value or "")
-        console.print(f"{key:<10} {shown}")
+    print_fields(group, ("name", "kind", "title", "parent", "source", "created_at", "members"))
 
 
 @group_app.command("remove")
@@ -351,11 +311,7 @@ def group_remove(
     json: Json = False,
 ) -> None:
     """Delete a group and every membership in it."""
-    cp = open_plane(data_dir)
-    try:
-        report = cp.principals.remove_group(name)
-    finally:
-        cp.close()
+    report = on_plane(data_dir, lambda cp: cp.principals.remove_group(name))
     if json:
         print_json(report)
         return
@@ -368,13 +324,13 @@ def group_import(data_dir: DataDir = None, json: Json = False) -> None:
     """Create groups and memberships from the current graph's teams (Backstage Groups/Users).
 
     Members that are not registered humans are listed, not created."""
-    cp = open_plane(data_dir)
-    try:
+
+    def imported(cp: ControlPlane) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         report = cp.principals.import_groups_from_graph(cp.graph)
-        imported = set(report["groups"])
-        groups = [g for g in cp.principals.list_groups() if g["name"] in imported]
-    finally:
-        cp.close()
+        names = set(report["groups"])
+        return report, [g for g in cp.principals.list_groups() if g["name"] in names]
+
+    report, groups = on_plane(data_dir, imported)
     if json:
         print_json(report)
         return
@@ -398,11 +354,7 @@ def member_add(
     json: Json = False,
 ) -> None:
     """Make a principal a member of a group."""
-    cp = open_plane(data_dir)
-    try:
-        view = cp.principals.add_member(group, principal)
-    finally:
-        cp.close()
+    view = on_plane(data_dir, lambda cp: cp.principals.add_member(group, principal))
     if json:
         print_json(view)
         return
@@ -417,11 +369,7 @@ def member_remove(
     json: Json = False,
 ) -> None:
     """End a principal's membership of a group."""
-    cp = open_plane(data_dir)
-    try:
-        view = cp.principals.remove_member(group, principal)
-    finally:
-        cp.close()
+    view = on_plane(data_dir, lambda cp: cp.principals.remove_member(group, principal))
     if json:
         print_json(view)
         return

@@ -11,7 +11,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from placet.cli.common import DataDir, Json, Server, Token, console, open_plane, print_json
+from placet.cli.common import (
+    DataDir,
+    Json,
+    Server,
+    Token,
+    console,
+    describe_window,
+    on_plane,
+    print_json,
+)
 from placet.domain.errors import InputError
 
 policy_app = typer.Typer(
@@ -84,13 +93,12 @@ def push(
         }
         record = _call(server, token, "POST", "/v1/policy/bundles", json=body)
     else:
-        cp = open_plane(data_dir)
-        try:
-            record = cp.policies.push_directory(
+        record = on_plane(
+            data_dir,
+            lambda cp: cp.policies.push_directory(
                 directory, author=_operator(), shadow=shadow, name=name
-            )
-        finally:
-            cp.close()
+            ),
+        )
     if json:
         print_json(record)
         return
@@ -116,11 +124,7 @@ def rollback(
         body = {"to": to} if to else {}
         result = _call(server, token, "POST", "/v1/policy/rollback", json=body)
     else:
-        cp = open_plane(data_dir)
-        try:
-            result = cp.policies.rollback(_operator(), to)
-        finally:
-            cp.close()
+        result = on_plane(data_dir, lambda cp: cp.policies.rollback(_operator(), to))
     if json:
         print_json(result)
         return
@@ -136,11 +140,7 @@ def show(
     if server:
         heads = _call(server, token, "GET", "/v1/policy")
     else:
-        cp = open_plane(data_dir)
-        try:
-            heads = cp.policies.heads()
-        finally:
-            cp.close()
+        heads = on_plane(data_dir, lambda cp: cp.policies.heads())
     if json:
         print_json(heads)
         return
@@ -160,11 +160,7 @@ def history(
     if server:
         items = _call(server, token, "GET", "/v1/policy/history", params={"limit": limit})["items"]
     else:
-        cp = open_plane(data_dir)
-        try:
-            items = cp.policies.history(limit)
-        finally:
-            cp.close()
+        items = on_plane(data_dir, lambda cp: cp.policies.history(limit))
     if json:
         print_json(items)
         return
@@ -202,11 +198,7 @@ def shadow_report(
         if server:
             _call(server, token, "DELETE", "/v1/policy/shadow")
         else:
-            cp = open_plane(data_dir)
-            try:
-                cp.policies.clear_shadow(_operator())
-            finally:
-                cp.close()
+            on_plane(data_dir, lambda cp: cp.policies.clear_shadow(_operator()))
         console.print("shadow evaluation stopped (its recorded decisions are kept)")
         return
     if server:
@@ -215,11 +207,9 @@ def shadow_report(
             params["bundle"] = bundle
         report = _call(server, token, "GET", "/v1/policy/shadow", params=params)
     else:
-        cp = open_plane(data_dir)
-        try:
-            report = cp.policies.shadow_report(bundle, not all_decisions, limit)
-        finally:
-            cp.close()
+        report = on_plane(
+            data_dir, lambda cp: cp.policies.shadow_report(bundle, not all_decisions, limit)
+        )
     if json:
         print_json(report)
         return
@@ -324,11 +314,7 @@ def evaluate(
             server, token, "POST", "/v1/policy/eval", json={"input": document, "bundle": bundle}
         )
     else:
-        cp = open_plane(data_dir)
-        try:
-            answer = cp.policies.evaluate(document, bundle)
-        finally:
-            cp.close()
+        answer = on_plane(data_dir, lambda cp: cp.policies.evaluate(document, bundle))
     if json:
         print_json(answer)
         return
@@ -350,8 +336,7 @@ def evaluate(
         if obligations.get(key):
             console.print(f"{key:8} {', '.join(obligations[key])}")
     if obligations.get("change_window"):
-        w = obligations["change_window"]
-        console.print(f"window   {','.join(w['days'])} {w['start']}-{w['end']} {w['timezone']}")
+        console.print(f"window   {describe_window(obligations['change_window'])}")
 
 
 @report_app.command("permissions")
@@ -367,11 +352,7 @@ def permissions(
         params = {"agent": agent} if agent else {}
         report = _call(server, token, "GET", "/v1/reports/permissions", params=params)
     else:
-        cp = open_plane(data_dir)
-        try:
-            report = cp.reports.permissions(agent)
-        finally:
-            cp.close()
+        report = on_plane(data_dir, lambda cp: cp.reports.permissions(agent))
     if json:
         print_json(report)
         return

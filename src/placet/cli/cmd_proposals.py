@@ -11,7 +11,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from placet.cli.common import DataDir, Json, Server, Token, backend, console, print_json
+from placet.cli.common import (
+    DataDir,
+    Json,
+    Server,
+    Token,
+    backend,
+    console,
+    describe_window,
+    print_json,
+)
 from placet.domain.errors import InputError
 
 STATE_STYLE = {
@@ -148,10 +157,7 @@ def show(p: dict[str, Any], server: str | None = None) -> None:
             )
         window = (decision.get("obligations") or {}).get("change_window")
         if window:
-            days = ",".join(window["days"])
-            console.print(
-                f"  window  {days} {window['start']}-{window['end']} {window['timezone']}"
-            )
+            console.print(f"  window  {describe_window(window)}")
     for vote in p.get("votes", []):
         why = f": {vote['reason']}" if vote.get("reason") else ""
         console.print(f"  {vote['vote']:7} {vote['by']} at {vote.get('at') or '?'}{why}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -61,6 +62,32 @@ def open_plane(data_dir: Path | None) -> ControlPlane:
     from placet.service.control_plane import ControlPlane
 
     return ControlPlane.open(settings_for(data_dir))
+
+
+T = TypeVar("T")
+
+
+def on_plane(data_dir: Path | None, action: Callable[[ControlPlane], T]) -> T:
+    """Run ``action`` on the local control plane, closed afterwards whatever happens."""
+    cp = open_plane(data_dir)
+    try:
+        return action(cp)
+    finally:
+        cp.close()
+
+
+def print_fields(view: dict[str, Any], keys: Iterable[str]) -> None:
+    """One ``key value`` line per key, lists joined with commas (``show`` commands)."""
+    for key in keys:
+        value = view.get(key)
+        shown = ", ".join(value) if isinstance(value, list) else (value or "")
+        console.print(f"{key:<10} {shown}")
+
+
+def describe_window(window: dict[str, Any]) -> str:
+    """A change window as people read it: ``mon,tue 08:00-18:00 UTC``."""
+    days = ",".join(window["days"])
+    return f"{days} {window['start']}-{window['end']} {window['timezone']}"
 
 
 def backend(server: str | None, token: str | None, data_dir: Path | None) -> Backend:
