@@ -49,8 +49,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from decision import start_py_spy, stop_py_spy  # bench/ is on sys.path when run
 
 TARGET_RATE = 200.0  # actions per second, end to end
+BATCH = 4  # --steps: capsules per lease request and actions per report batch (a runner's slots)
 STAGES = ("proposal", "assessment", "decision", "capsule", "execution", "verification", "closure")
 TERMINAL = ("succeeded", "failed", "denied", "cancelled", "expired")
 BODY: dict[str, Any] = {
@@ -190,6 +192,7 @@ def start_runner(
                 *("--dir", str(state), "--workdir", str(work), "--log-level", "warning"),
                 *("--poll-interval", str(args.poll_interval)),
                 *("--lease-wait", str(args.lease_wait)),
+                *("--slots", str(args.slots)),
             ],
             env=clean_env(),
             stdout=subprocess.DEVNULL,
@@ -314,10 +317,17 @@ def breakdown(
         decided = time.monotonic()
         cpu1, io1 = cpu_seconds(pid), io_counters(pid)
     finally:
+        spy = (
+            start_py_spy(args.py_spy_bin, pid, args.py_spy_drain, False)
+            if args.py_spy_drain
+            else None
+        )
         for runner in runners:
             os.kill(runner.pid, signal.SIGCONT)
     wait_final(db, ids, args.timeout)
     ended = time.monotonic()
+    if spy is not None:
+        stop_py_spy(spy)
     cpu2, io2 = cpu_seconds(pid), io_counters(pid)
 
     def phase(c0: float, c1: float, i0: dict[str, int], i1: dict[str, int], s: float) -> Any:
@@ -393,54 +403,70 @@ def steps(count: int) -> dict[str, Any]:
                 cpu[name] += time.process_time() - begin
                 return result
 
-            for i in range(count + 20):
-                if i == 20:
+            rounds = max(1, count // BATCH)
+            for i in range(rounds + 5):
+                if i == 5:
                     cpu.clear()
                     sql.clear()
-                timed(
-                    "authenticate (each request)",
-                    lambda: plane.principals.authenticate(runner_token),
-                )
-                timed("propose (POST /v1/proposals)", lambda: plane.proposals.propose(agent, BODY))
+                for _ in range(BATCH):
+                    timed(
+                        "authenticate (each request)",
+                        lambda: plane.principals.authenticate(runner_token),
+                    )
+                    timed(
+                        "propose (POST /v1/proposals)",
+                        lambda: plane.proposals.propose(agent, BODY),
+                    )
                 timed(
                     "any_authorized (long-poll probe)",
                     lambda: plane.runners.any_authorized(["shell"]),
                 )
-                lease = timed("lease", lambda: plane.runners.lease(runner, ["shell"]))
-                payload = json.loads(base64.b64decode(lease["capsule"]["payload"]))
-                assignment = Assignment(
-                    proposal_id=lease["proposal_id"],
-                    proposal_digest=payload["proposal_digest"],
-                    runner=me,
-                    lease_id=lease["lease_id"],
-                    fencing_token=lease["fencing_token"],
-                    capsule_digest=capsule_digest(lease["capsule"]),
+                offers = timed(
+                    f"lease {BATCH} in one request",
+                    lambda: plane.runners.lease_many(runner, ["shell"], BATCH),
                 )
-                now = utc_now()
-                outcome = ActionOutcome(ok=True, started_at=now, finished_at=now, exit_code=0)
-                said = execution_statement(
-                    assignment, "shell", outcome, parameters=BODY["parameters"]
-                )
-                done = skipped_verification_statement(assignment, execution_ok=True, at=now)
-                for stage, statement in ((Stage.EXECUTION, said), (Stage.VERIFICATION, done)):
-                    envelope = key.sign_statement(statement)
-                    report = functools.partial(
-                        plane.runners.report,
-                        runner,
-                        lease["lease_id"],
-                        lease["fencing_token"],
-                        envelope,
-                        stage,
+                items = []
+                for lease in offers:
+                    payload = json.loads(base64.b64decode(lease["capsule"]["payload"]))
+                    assignment = Assignment(
+                        proposal_id=lease["proposal_id"],
+                        proposal_digest=payload["proposal_digest"],
+                        runner=me,
+                        lease_id=lease["lease_id"],
+                        fencing_token=lease["fencing_token"],
+                        capsule_digest=capsule_digest(lease["capsule"]),
                     )
-                    answer = timed(f"report {stage.value}", report)
-                if answer["state"] != "succeeded":
-                    raise RuntimeError(f"expected succeeded, got {answer}")
+                    now = utc_now()
+                    outcome = ActionOutcome(ok=True, started_at=now, finished_at=now, exit_code=0)
+                    said = execution_statement(
+                        assignment, "shell", outcome, parameters=BODY["parameters"]
+                    )
+                    done = skipped_verification_statement(assignment, execution_ok=True, at=now)
+                    for number, (stage, statement) in enumerate(
+                        ((Stage.EXECUTION, said), (Stage.VERIFICATION, done)), start=1
+                    ):
+                        items.append(
+                            {
+                                "lease_id": lease["lease_id"],
+                                "stage": stage.value,
+                                "fencing_token": lease["fencing_token"],
+                                "sequence": number,
+                                "envelope": key.sign_statement(statement),
+                            }
+                        )
+                answers = timed(
+                    f"report {2 * BATCH} statements in one request",
+                    functools.partial(plane.runners.report_many, runner, items),
+                )
+                if [a.get("state") for a in answers[1::2]] != ["succeeded"] * BATCH:
+                    raise RuntimeError(f"expected succeeded, got {answers}")
         finally:
             plane.close()
+    actions = rounds * BATCH
     return {
         name: {
-            "cpu_ms": round(cpu[name] / count * 1000, 2),
-            "sql_statements": round(sql[name] / count, 1),
+            "cpu_ms": round(cpu[name] / actions * 1000, 2),
+            "sql_statements": round(sql[name] / actions, 1),
         }
         for name in cpu
     }
@@ -513,11 +539,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server_cpu0 = cpu_seconds(pid)
             io0 = io_counters(pid)
             runner_cpu0 = sum(cpu_seconds(r.pid, children=True) for r in runners)
+            spy = start_py_spy(args.py_spy_bin, pid, args.py_spy, False) if args.py_spy else None
             started = time.monotonic()
             ids = submit(server.url, token, args.actions, args.submitters)
             submitted = time.monotonic()
             states = wait_final(db, ids, args.timeout)
             ended = time.monotonic()
+            if spy is not None:
+                stop_py_spy(spy)
             server_cpu = cpu_seconds(pid) - server_cpu0
             io1 = io_counters(pid)
             runner_cpu = sum(cpu_seconds(r.pid, children=True) for r in runners) - runner_cpu0
@@ -650,6 +679,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--actions", type=int, default=1000, help="timed actions")
     parser.add_argument("--runners", type=int, default=8, help="runner processes")
     parser.add_argument("--submitters", type=int, default=4, help="concurrent submitting clients")
+    parser.add_argument("--slots", type=int, default=4, help="actions each runner runs at a time")
     parser.add_argument("--warmup", type=int, default=80, help="untimed actions first")
     parser.add_argument("--lease-wait", type=float, default=5.0, help="runner long-poll seconds")
     parser.add_argument("--poll-interval", type=float, default=0.05, help="runner idle pause")
@@ -662,6 +692,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--steps", type=int, default=0, help="only measure the service steps in process, N actions"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--py-spy", type=Path, help="sample the server into this raw stack file")
+    parser.add_argument("--py-spy-bin", default="py-spy", help="the py-spy executable")
+    parser.add_argument(
+        "--py-spy-drain", type=Path, help="sample the server while the runners drain --breakdown"
+    )
     args = parser.parse_args(argv)
     if args.actions < 1 or args.runners < 1 or args.submitters < 1 or args.warmup < 0:
         parser.error("--actions, --runners, --submitters must be >= 1, --warmup >= 0")

@@ -214,7 +214,7 @@ def test_query_and_runner_inputs(clients: dict[str, httpx.Client]) -> None:
     expect_problem(
         runner.post("/v1/runners/register", json={"public_key": "A" * 43 + "=", "kinds": ["warp"]}),
         422,
-        "unknown action kind",
+        "kinds: names no action kind this control plane knows",
     )
     expect_problem(runner.post("/v1/runners/lease", json={"kinds": []}), 422, "kinds")
     expect_problem(

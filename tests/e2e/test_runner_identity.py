@@ -108,5 +108,67 @@ def test_register_on_the_local_data_dir_and_serve_lease_seconds(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "labels env=production" in done.stdout and "token " in done.stdout
+    relabelled = cli(
+        "runner", "labels", "edge-local", "--labels", "env=production,region=eu",
+        "--data-dir", str(data_dir),
+    )  # fmt: skip
+    assert relabelled.returncode == 0, relabelled.stderr
+    assert "runner edge-local: labels env=production,region=eu" in relabelled.stdout
     bad = cli("serve", "--data-dir", str(data_dir), "--lease-seconds", "0")
     assert bad.returncode == 2 and "--lease-seconds" in bad.stderr
+
+
+def test_an_admin_changes_a_running_runners_labels_and_its_next_capsule_follows_them(
+    server: Server, tokens: Tokens, tmp_path: Path
+) -> None:
+    state, work = tmp_path / "edge", tmp_path / "work"
+    work.mkdir()
+    assert cli("runner", "init", "--dir", str(state)).returncode == 0
+    registered = cli(
+        "runner", "register", "edge-labels", "--key", str(state / "runner.pub"),
+        "--owner", "olivia", "--labels", "env=staging", "--server", server.url,
+        "--token", tokens.admin, "--json",
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    token = json.loads(registered.stdout)["token"]
+    as_agent = cli(
+        "runner", "labels", "edge-labels", "--labels", "site=lab",
+        "--server", server.url, "--token", tokens.agent,
+    )  # fmt: skip
+    assert as_agent.returncode == 2 and "may not PUT /v1/runners/{name}/labels" in as_agent.stderr
+    unknown = cli(
+        "runner", "labels", "no-such-runner", "--labels", "site=lab",
+        "--server", server.url, "--token", tokens.admin,
+    )  # fmt: skip
+    assert unknown.returncode != 0 and "no-such-runner" in unknown.stderr
+    bad = cli(
+        "runner", "labels", "edge-labels", "--labels", "site",
+        "--server", server.url, "--token", tokens.admin,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--labels" in bad.stderr
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLACET_")}
+    agent = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tokens.agent}"})
+    human = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tokens.human}"})
+    process = subprocess.Popen(
+        runner_cli(server, token, state, work, "--slots", "2"), env=env, stderr=subprocess.PIPE
+    )
+    try:
+        changed = cli(
+            "runner", "labels", "edge-labels", "--labels", "env=staging,site=lab-7",
+            "--server", server.url, "--token", tokens.admin, "--json",
+        )  # fmt: skip
+        assert changed.returncode == 0, changed.stderr
+        assert json.loads(changed.stdout)["labels"] == {"env": ["staging"], "site": ["lab-7"]}
+        marker = work / "ran-in-lab"
+        body = shell("staging", [sys.executable, "-c", f"open({str(marker)!r}, 'w').write('1')"])
+        body["parameters"]["runner_selector"] = {"site": "lab-7"}
+        proposal = agent.post("/v1/proposals", json=body).json()
+        final = wait_state(human, proposal["id"], TERMINAL)
+        # The runner registered with env=staging only; it checks the capsule's selector
+        # against the labels the lease was granted under, so it runs it.
+        assert final["state"] == "succeeded", final
+        assert marker.read_text() == "1"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

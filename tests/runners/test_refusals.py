@@ -139,13 +139,17 @@ def test_a_capsule_whose_selector_does_not_match_the_runners_labels_is_refused(
     usual = {"env": ["production", "staging"]}
     with make_runner(served, tmp_path) as runner:
         assert runner.register() and runner.labels == usual
-        # The control plane now believes runner-1 is in the lab; the runner does not.
+        # The control plane believes runner-1 is in the lab; the runner is told otherwise
+        # (its labels come with each lease, unsigned: here as if rewritten on the way).
         set_labels(served, {**usual, "site": ["lab"]})
         try:
             proposal = propose(
                 served, shell(touch(workdir / "ran"), runner_selector={"site": "lab"})
             )
-            assert runner.run_once() is True
+            lease = runner.lease()
+            assert lease is not None and runner.labels == {**usual, "site": ["lab"]}
+            runner.labels = usual
+            runner._work(lease)
         finally:
             set_labels(served, usual)
     assert not (workdir / "ran").exists()

@@ -25,30 +25,35 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("placet.api")
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    """A problem+json response; ``type`` names the problem by its title."""
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 members of a problem; ``type`` names the problem by its title."""
     slug = title.lower().replace(" ", "-")
-    body = {
+    return {
         "type": f"https://placet.dev/problems/{slug}",
         "title": title,
         "status": status,
         "detail": detail,
         **extra,
     }
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """A problem+json response."""
+    body = problem_body(status, title, detail, **extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def from_error(exc: PlacetError) -> JSONResponse:
-    """Map a domain or service error to its status and problem."""
+def problem_of(exc: PlacetError) -> dict[str, Any]:
+    """The problem members for a domain or service error (its status among them)."""
     if isinstance(exc, InputError) and type(exc).__name__ == "MalformedBody":
-        return problem(400, "Malformed body", str(exc), field=exc.field)
+        return problem_body(400, "Malformed body", str(exc), field=exc.field)
     if isinstance(exc, InputError):
-        return problem(422, "Invalid input", str(exc), field=exc.field)
+        return problem_body(422, "Invalid input", str(exc), field=exc.field)
     if isinstance(exc, Unauthenticated):
-        return problem(401, "Unauthenticated", str(exc))
+        return problem_body(401, "Unauthenticated", str(exc))
     if isinstance(exc, NotPermitted):
-        return problem(
+        return problem_body(
             403,
             "Not permitted",
             str(exc),
@@ -58,15 +63,25 @@ def from_error(exc: PlacetError) -> JSONResponse:
             required_roles=list(exc.needed),
         )
     if isinstance(exc, Forbidden):
-        return problem(403, "Forbidden", str(exc))
+        return problem_body(403, "Forbidden", str(exc))
     if isinstance(exc, NotFound):
-        return problem(404, "Not found", str(exc))
+        return problem_body(404, "Not found", str(exc))
     if isinstance(exc, IllegalTransition):
-        return problem(409, "Illegal transition", str(exc), state=exc.state, attempt=exc.attempt)
+        return problem_body(
+            409, "Illegal transition", str(exc), state=exc.state, attempt=exc.attempt
+        )
     if isinstance(exc, Conflict):
-        return problem(409, "Conflict", str(exc))
+        return problem_body(409, "Conflict", str(exc))
     log.error("request failed: %s", exc)
-    return problem(500, "Internal error", str(exc))
+    return problem_body(500, "Internal error", str(exc))
+
+
+def from_error(exc: PlacetError) -> JSONResponse:
+    """Map a domain or service error to its status and problem+json response."""
+    body = problem_of(exc)
+    status = int(body["status"])
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Annotated, Any
 
@@ -10,10 +9,21 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from placet.api.deps import caller, json_body, plane
-from placet.api.schemas import FencedBody, LeaseBody, RegisterBody, ReportBody, RunnerBody, body
+from placet.api.problems import problem_of
+from placet.api.schemas import (
+    FencedBody,
+    LabelsBody,
+    LeaseBody,
+    RefusalBody,
+    RegisterBody,
+    ReportBody,
+    ReportsBody,
+    RunnerBody,
+    body,
+)
 from placet.domain.lifecycle import Stage
 from placet.domain.principals import Principal
-from placet.service.runners import LEASE_WAIT_STEP, lease_wait
+from placet.service.runners import LEASE_PROBE_SECONDS, lease_count, lease_wait
 
 router = APIRouter(prefix="/v1/runners", tags=["runners"])
 Caller = Annotated[Principal, Depends(caller)]
@@ -52,24 +62,60 @@ async def register(request: Request, who: Caller) -> dict[str, Any]:
 
 @router.post(
     "/lease",
-    summary="Lease one authorized proposal; waits up to `wait` s for one (204 when idle)",
+    summary="Lease authorized work; waits up to `wait` s for some (204 when idle)",
     response_model=None,
     openapi_extra=body(LeaseBody),
 )
 async def lease(request: Request, who: Caller) -> dict[str, Any] | Response:
-    """Long poll: look for work every LEASE_WAIT_STEP s until ``wait`` runs out (bounded)."""
+    """Long poll until ``wait`` runs out (bounded): woken (one request per new proposal) as
+    soon as this process makes work leasable; probing every LEASE_PROBE_SECONDS otherwise.
+
+    Without ``max`` the answer is one lease; with ``max`` it is ``{"leases": [...]}`` with
+    1 to ``max`` of them (the runner's free slots, taken in one transaction).
+    """
     body = await json_body(request)
     deadline = time.monotonic() + lease_wait(body.get("wait"))
-    runners = plane(request).runners
-    offer = await run_in_threadpool(runners.lease, who, body.get("kinds"))
-    while offer is None:
+    most = lease_count(body.get("max"))
+    cp = plane(request)
+    runners, work = cp.runners, cp.ctx.work
+    offers = await run_in_threadpool(runners.lease_many, who, body.get("kinds"), most)
+    while not offers:
         left = deadline - time.monotonic()
         if left <= 0 or await request.is_disconnected():
             return Response(status_code=204)
-        await asyncio.sleep(min(LEASE_WAIT_STEP, left))
-        if await run_in_threadpool(runners.any_authorized, body.get("kinds")):
-            offer = await run_in_threadpool(runners.lease, who, body.get("kinds"))
-    return offer
+        woken = await work.wait(min(LEASE_PROBE_SECONDS, left))
+        if woken or await run_in_threadpool(runners.any_authorized, body.get("kinds")):
+            offers = await run_in_threadpool(runners.lease_many, who, body.get("kinds"), most)
+    if body.get("max") is None:
+        return offers[0]
+    return {"leases": offers}
+
+
+@router.post(
+    "/reports",
+    summary="Report several signed statements at once; one answer per report, in order",
+    openapi_extra=body(ReportsBody),
+)
+async def reports(request: Request, who: Caller) -> dict[str, Any]:
+    """Each report is checked and recorded as the per-lease routes would, in one transaction;
+    a refused one is answered with its problem and changes nothing."""
+    data = await json_body(request)
+    answers = await run_in_threadpool(plane(request).runners.report_many, who, data.get("reports"))
+    return {
+        "results": [{"problem": problem_of(a["error"])} if "error" in a else a for a in answers]
+    }
+
+
+@router.post(
+    "/refusals",
+    summary="Report the refusal of a genuine capsule leased to another runner (misdirected)",
+    openapi_extra=body(RefusalBody),
+)
+async def refusals(request: Request, who: Caller) -> dict[str, Any]:
+    """The capsule leaked: its lease ends misdirected, the proposal failed, and the signed
+    refusal is recorded; the same refusal resent answers the same (409: lease finished)."""
+    data = await json_body(request)
+    return await run_in_threadpool(plane(request).runners.refuse, who, data.get("envelope"))
 
 
 @router.post(
@@ -113,3 +159,14 @@ async def execution(request: Request, lease_id: str, who: Caller) -> dict[str, A
 )
 async def verification(request: Request, lease_id: str, who: Caller) -> dict[str, Any]:
     return await _report(request, lease_id, who, Stage.VERIFICATION)
+
+
+@router.put(
+    "/{name}/labels",
+    summary="Replace a runner's labels (admin); capsules are targeted by them",
+    openapi_extra=body(LabelsBody),
+)
+async def set_labels(request: Request, name: str, who: Caller) -> dict[str, Any]:
+    """The runner learns its new labels with its next lease."""
+    data = await json_body(request)
+    return await run_in_threadpool(plane(request).runners.set_labels, name, data.get("labels"))

@@ -91,6 +91,11 @@ class RegisterBody(BaseModel):
 class LeaseBody(BaseModel):
     kinds: list[str]
     wait: float = Field(0, description="Seconds to wait for work before 204 (at most 30).")
+    max: int | None = Field(
+        None,
+        description="Take up to this many capsules at once (1 to 32); the answer is then"
+        ' {"leases": [...]}. Without it, the answer is one lease.',
+    )
 
 
 class RunnerBody(BaseModel):
@@ -99,6 +104,12 @@ class RunnerBody(BaseModel):
     owner: str = Field(description="The human answerable for the runner.")
     labels: dict[str, str | list[str]] = Field(
         default_factory=dict, description='Labels, e.g. {"env": "prod", "region": "eu"}.'
+    )
+
+
+class LabelsBody(BaseModel):
+    labels: dict[str, str | list[str]] = Field(
+        description='The runner\'s new labels, replacing the old, e.g. {"env": "prod"}.'
     )
 
 
@@ -113,6 +124,27 @@ class ReportBody(BaseModel):
         default=None,
         description="The report's number in its lease (default 1 for execution, 2 for"
         " verification); a report resent with the same number is accepted once.",
+    )
+
+
+class BatchReport(ReportBody):
+    lease_id: str
+    stage: str = Field(description="execution or verification.")
+
+
+class ReportsBody(BaseModel):
+    """Several reports in one request (at most 64), recorded in order, each once."""
+
+    reports: list[BatchReport]
+
+
+class RefusalBody(BaseModel):
+    """A runner's refusal of a genuine capsule leased to another runner (misdirected)."""
+
+    envelope: dict[str, Any] = Field(
+        description="The refusal: an execution statement (ok false, argv [], error starting"
+        ' "capsule refused:") naming the capsule\'s lease, fencing token and capsule digest,'
+        " signed with the calling runner's registered key."
     )
 
 
@@ -223,7 +255,10 @@ BODIES: list[type[BaseModel]] = [
     RegisterBody,
     LeaseBody,
     FencedBody,
+    LabelsBody,
     ReportBody,
+    ReportsBody,
+    RefusalBody,
     PrincipalBody,
     RolesBody,
     GroupBody,

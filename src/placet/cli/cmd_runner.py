@@ -70,6 +70,13 @@ def runner(
         typer.Option(help="Seconds a lease request waits on the server for work (long poll)."),
     ] = 5.0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
+    slots: Annotated[
+        int,
+        typer.Option(
+            help="Actions run at a time (1 to 32); a lease request takes as many capsules as"
+            " there are free slots."
+        ),
+    ] = 1,
     once: Annotated[
         bool, typer.Option("--once", help="Run what is authorized now, then exit.")
     ] = False,
@@ -113,6 +120,8 @@ def runner(
     key_file = key_file or DEFAULT_KEY_FILE
     if poll_interval <= 0:
         raise InputError("--poll-interval", "must be more than 0")
+    if not 1 <= slots <= 32:
+        raise InputError("--slots", "must be from 1 to 32 actions at a time")
     if not workdir.is_dir():
         raise InputError("--workdir", f"{workdir} is not a directory")
     from placet.service.runner_host import load_public_key, run_runner
@@ -136,6 +145,7 @@ def runner(
             allow_env=allow_env or (),
             allow_urls=allow_url or (),
             redact=redact or (),
+            slots=slots,
         )
     except KeyboardInterrupt:
         stop.set()
@@ -236,6 +246,58 @@ def register_runner(
     console.print(f"registered runner {result['name']} ({result['id']}), owner {owner}")
     console.print(f"key {public.keyid}; labels {label_text(result['labels']) or '(none)'}")
     console.print(f"token {result['token']} (shown once)")
+
+
+@runner_app.command("labels")
+def set_runner_labels(
+    name: Annotated[str, typer.Argument(help="The runner's name.")],
+    labels: Annotated[
+        str,
+        typer.Option(
+            "--labels", help="The new labels, replacing the old, e.g. env=prod,region=eu."
+        ),
+    ],
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="PLACET_SERVER",
+            show_envvar=True,
+            help="A placet server; without it the local data dir is used.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="PLACET_TOKEN", show_envvar=True, help="An admin's API token."
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    json: Json = False,
+) -> None:
+    """Admin: replace a runner's labels; capsules are targeted by them from the next lease."""
+    from placet.domain.labels import label_text, parse_label_text
+
+    parsed = parse_label_text(labels, "--labels")
+    if server:
+        from urllib.parse import quote
+
+        from placet.service.client import HttpBackend
+
+        path = f"/v1/runners/{quote(name, safe='')}/labels"
+        result = HttpBackend(server, token).call("PUT", path, json={"labels": parsed})
+    else:
+        from placet.cli.common import open_plane
+
+        cp = open_plane(data_dir)
+        try:
+            result = cp.runners.set_labels(name, parsed)
+        finally:
+            cp.close()
+    if json:
+        print_json(result)
+        return
+    console.print(f"runner {result['name']}: labels {label_text(result['labels']) or '(none)'}")
 
 
 def register(app: typer.Typer) -> None:

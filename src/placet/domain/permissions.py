@@ -46,11 +46,14 @@ _TABLE: dict[str, frozenset[Role]] = {
     "GET /v1/keys": LEDGER_READERS,
     # runners
     "POST /v1/runners": MANAGERS,  # an admin registers a runner's key and labels
+    "PUT /v1/runners/{name}/labels": MANAGERS,
     "POST /v1/runners/register": RUNNERS,
     "POST /v1/runners/lease": RUNNERS,
     "POST /v1/runners/leases/{lease_id}/heartbeat": RUNNERS,
     "POST /v1/runners/leases/{lease_id}/execution": RUNNERS,
     "POST /v1/runners/leases/{lease_id}/verification": RUNNERS,
+    "POST /v1/runners/reports": RUNNERS,
+    "POST /v1/runners/refusals": RUNNERS,
     # the System Graph
     "POST /v1/graph/imports": MANAGERS,
     "GET /v1/graph": GRAPH_READERS,

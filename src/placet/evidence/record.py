@@ -44,8 +44,11 @@ _NEXT: dict[str, frozenset[Stage]] = {
     "requeued": frozenset({Stage.CAPSULE, Stage.CLOSURE}),
     "verified": frozenset({Stage.CLOSURE}),
     "verification_failed": frozenset({Stage.CLOSURE}),
+    "misdirected": frozenset({Stage.CLOSURE}),
     "closed": frozenset(),
 }
+# phases in which another runner's refusal of the capsule (a misdirected capsule) may come
+_LEASED = frozenset({"executing", "verifying"})
 _SIDE_EXITS = frozenset({State.CANCELLED, State.EXPIRED, State.FAILED})
 _CLOSURES: dict[str, frozenset[State]] = {
     "denied": frozenset({State.DENIED}),
@@ -54,6 +57,7 @@ _CLOSURES: dict[str, frozenset[State]] = {
     "verifying": frozenset({State.FAILED}),
     "verified": frozenset({State.SUCCEEDED, State.FAILED}),
     "verification_failed": frozenset({State.FAILED}),
+    "misdirected": frozenset({State.FAILED}),
 }
 # stages whose predicate binds the proposal digest again
 _BOUND = frozenset(
@@ -146,11 +150,29 @@ class RecordChecker:
         self.kind = ""
         self.retries = 0
         self.capsules = 0
+        self.refusal: Mapping[str, Any] = {}  # another runner's refusal of the capsule
+        self.signed_by: str | None = None
 
-    def add(self, where: str, statement: Statement) -> None:
-        """Check the next statement (``where`` names its entry) and advance the phase."""
+    def misdirected(self, stage: Stage, signed_by: str | None) -> bool:
+        """Whether a statement is a runner statement signed by a runner key other than the
+        one the capsule names: only another runner's refusal of a misdirected capsule."""
+        return (
+            stage is Stage.EXECUTION
+            and signed_by is not None
+            and bool(self.capsule)
+            and signed_by != self.capsule.get("runner_keyid")
+        )
+
+    def add(self, where: str, statement: Statement, signed_by: str | None = None) -> None:
+        """Check the next statement (``where`` names its entry) and advance the phase.
+
+        ``signed_by`` is the keyid a runner statement was verified under; an execution
+        statement signed by another runner's key is checked as a misdirected capsule's refusal.
+        """
         stage = statement.stage
-        if stage not in _NEXT[self.phase]:
+        self.signed_by = signed_by
+        foreign = self.misdirected(stage, signed_by) and self.phase in _LEASED
+        if stage not in _NEXT[self.phase] and not foreign:
             allowed = ", ".join(sorted(s.value for s in _NEXT[self.phase])) or "nothing"
             raise RecordError(
                 where, f"the {stage.value} statement cannot come here (expected: {allowed})"
@@ -341,7 +363,49 @@ class RecordChecker:
             if predicate.get(name) != self.capsule[name]:
                 raise RecordError(f"{where}.predicate.{name}", "does not match the capsule")
 
+    def _on_misdirected(self, where: str, predicate: Mapping[str, Any], keyid: str) -> None:
+        """Another runner (key ``keyid``, in the bundle) was handed this capsule and refused it:
+        a refusal of exactly the capsule's lease, with nothing run; only failure may follow."""
+        runner = principal_ref(predicate.get("runner"), f"{where}.predicate.runner")
+        leased_to = self.capsule["runner"]
+        if runner["kind"] != "runner":
+            raise RecordError(f"{where}.predicate.runner.kind", "a refusal is made by a runner")
+        if runner["id"] == leased_to["id"]:
+            raise RecordError(
+                where,
+                f"signed by key {keyid[:16]}…, not by the runner key the capsule names "
+                f"{str(self.capsule.get('runner_keyid'))[:16]}…",
+            )
+        error = predicate.get("error")
+        if (
+            predicate.get("ok") is not False
+            or predicate.get("argv") != []
+            or not isinstance(error, str)
+            or not error.startswith("capsule refused:")
+        ):
+            raise RecordError(
+                f"{where}.predicate",
+                f"signed by runner {runner['name']}, not the capsule's runner "
+                f"{leased_to['name']}: it can only be a refusal (ok false, argv [], error "
+                "'capsule refused: ...')",
+            )
+        for name in ("lease_id", "fencing_token", "capsule_digest"):
+            if predicate.get(name) != self.capsule[name]:
+                raise RecordError(f"{where}.predicate.{name}", "does not match the capsule")
+        self.refusal = {"runner": runner, "keyid": keyid}
+        if keyid not in self.facts.runner_keyids:
+            self.facts.runner_keyids.append(keyid)
+        self.facts.notes.append(
+            f"the capsule of lease {self.capsule['lease_id']} (leased to runner "
+            f"{leased_to['name']}) was refused as misdirected by runner {runner['name']} "
+            f"({runner['id']}, key {keyid[:16]}…); nothing ran"
+        )
+        self.phase = "misdirected"
+
     def _on_execution(self, where: str, predicate: Mapping[str, Any]) -> None:
+        if self.signed_by is not None and self.misdirected(Stage.EXECUTION, self.signed_by):
+            self._on_misdirected(where, predicate, self.signed_by)
+            return
         self._check_lease(where, predicate, ("lease_id", "fencing_token", "capsule_digest"))
         self.execution_ok = _get(predicate, "ok", where, (bool,))
         self.phase = "verifying" if self.execution_ok else "execution_failed"
@@ -386,6 +450,8 @@ class RecordChecker:
             state = State(state_text)
         except ValueError:
             raise RecordError(f"{where}.predicate.state", f"unknown state {state_text!r}") from None
+        if self.phase == "misdirected":
+            self._check_misdirected_closure(where, predicate)
         allowed = _CLOSURES.get(self.phase, _SIDE_EXITS)
         if state not in allowed:
             names = ", ".join(sorted(s.value for s in allowed))
@@ -395,3 +461,23 @@ class RecordChecker:
             )
         self.facts.final_state = state.value
         self.phase = "closed"
+
+    def _check_misdirected_closure(self, where: str, predicate: Mapping[str, Any]) -> None:
+        """The control plane's closure after a misdirected capsule names the lease and the
+        refusing runner and its key: its signature binds that key to that runner."""
+        said = predicate.get("misdirected")
+        field_name = f"{where}.predicate.misdirected"
+        if not isinstance(said, Mapping):
+            raise RecordError(field_name, "must name the misdirected lease and refusing runner")
+        refused_by = said.get("refused_by")
+        if (
+            not isinstance(refused_by, Mapping)
+            or refused_by.get("id") != self.refusal["runner"]["id"]
+        ):
+            raise RecordError(f"{field_name}.refused_by", "is not the runner that refused")
+        if said.get("runner_keyid") != self.refusal["keyid"]:
+            raise RecordError(
+                f"{field_name}.runner_keyid", "is not the key the refusal is signed by"
+            )
+        if said.get("lease_id") != self.capsule["lease_id"]:
+            raise RecordError(f"{field_name}.lease_id", "is not the capsule's lease")

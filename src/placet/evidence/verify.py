@@ -158,10 +158,25 @@ def _peek_stage(envelope: Mapping[str, Any]) -> Stage | None:
         return None
 
 
+def _peek_keyid(envelope: Mapping[str, Any]) -> str | None:
+    """The keyid of an envelope's only signature, read before it is checked."""
+    signatures = envelope.get("signatures")
+    if isinstance(signatures, list) and len(signatures) == 1 and isinstance(signatures[0], dict):
+        keyid = signatures[0].get("keyid")
+        return keyid if isinstance(keyid, str) else None
+    return None
+
+
 def _runner_key(
-    where: str, stage: Stage, capsule: Statement | None, runners: dict[str, PublicKey]
+    where: str,
+    stage: Stage,
+    capsule: Statement | None,
+    runners: dict[str, PublicKey],
+    envelope: Mapping[str, Any],
 ) -> PublicKey:
-    """The key a runner-signed statement must verify under: the one the last capsule names."""
+    """The key a runner-signed statement must verify under: the one the last capsule names,
+    or, for an execution statement signed by another runner key of the bundle, that key (a
+    refusal of a misdirected capsule, which the record rules then check as one)."""
     if capsule is None:
         raise VerificationError(f"{where}: a {stage.value} statement needs an earlier capsule")
     keyid = capsule.predicate.get("runner_keyid")
@@ -169,6 +184,9 @@ def _runner_key(
         raise VerificationError(
             f"{where}: the capsule's runner_keyid is not a runner key of the bundle"
         )
+    signer = _peek_keyid(envelope)
+    if stage is Stage.EXECUTION and signer is not None and signer != keyid and signer in runners:
+        return runners[signer]
     return runners[keyid]
 
 
@@ -219,6 +237,7 @@ def verify_bundle(bundle: Any, trusted_key: PublicKey | None = None) -> Verifica
         raise VerificationError(f"checkpoint: {exc}") from None
 
     statements: list[Statement] = []
+    signers: list[str | None] = []
     capsule: Statement | None = None
     previous = -1
     for i, entry in enumerate(parsed.entries):
@@ -226,9 +245,11 @@ def verify_bundle(bundle: Any, trusted_key: PublicKey | None = None) -> Verifica
         _check_logged(where, entry, previous, checkpoint)
         previous = entry.leaf_index
         stage = _peek_stage(entry.envelope)
+        signer: str | None = None
         if stage is not None and stage in RUNNER_STAGES:
-            runner = _runner_key(where, stage, capsule, runners)
+            runner = _runner_key(where, stage, capsule, runners, entry.envelope)
             _check_signature(where, entry.envelope, runner, "runner")
+            signer = runner.keyid
         else:
             _check_signature(where, entry.envelope, control, "control-plane")
         statement = _read_statement(where, entry.envelope)
@@ -245,11 +266,12 @@ def verify_bundle(bundle: Any, trusted_key: PublicKey | None = None) -> Verifica
         if statement.stage is Stage.CAPSULE:
             capsule = statement
         statements.append(statement)
+        signers.append(signer)
 
     checker = RecordChecker(statements[0].digest, set(runners))
     try:
-        for i, statement in enumerate(statements):
-            checker.add(f"entries[{i}]", statement)
+        for i, (statement, signer) in enumerate(zip(statements, signers, strict=True)):
+            checker.add(f"entries[{i}]", statement, signer)
         facts = checker.finish()
     except RecordError as exc:
         raise VerificationError(str(exc)) from None

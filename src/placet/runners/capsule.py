@@ -280,6 +280,49 @@ def _proposal(value: Any, claim: CapsuleClaim | None) -> ProposalContent:
         raise CapsuleRefused(Refusal.MALFORMED, f"proposal.{exc}", claim) from None
 
 
+@dataclass(frozen=True, slots=True)
+class SignedTerms:
+    """The lease a genuine capsule (signed by a pinned control-plane key) was issued under."""
+
+    proposal_id: str
+    proposal_digest: str
+    runner_id: str
+    lease_id: str
+    fencing_token: int
+    kind: str
+
+
+def signed_terms(envelope: Any, control_plane_keys: Iterable[PublicKey]) -> SignedTerms | None:
+    """Who and which lease a capsule names, when it is signed by a pinned control-plane key;
+    None otherwise. A runner reports a genuine capsule meant for another runner with these
+    (its refusal names the leaked lease), never anything it could not authenticate."""
+    keys = list(control_plane_keys)
+    if not keys or not isinstance(envelope, dict):
+        return None
+    try:
+        raw, payload_type, _ = open_envelope(envelope, keys)
+    except SignatureError:
+        return None
+    if payload_type != CAPSULE_PAYLOAD_TYPE:
+        return None
+    try:
+        payload = _decode_payload(raw)
+    except CapsuleRefused:
+        return None
+    strings = [payload.get(k) for k in ("proposal_id", "proposal_digest", "runner_id", "lease_id")]
+    token = payload.get("fencing_token")
+    if not all(isinstance(v, str) and v for v in strings):
+        return None
+    if isinstance(token, bool) or not isinstance(token, int):
+        return None
+    proposal = payload.get("proposal")
+    kind = proposal.get("kind") if isinstance(proposal, dict) else None
+    proposal_id, digest, runner_id, lease_id = (str(v) for v in strings)
+    return SignedTerms(
+        proposal_id, digest, runner_id, lease_id, token, kind if isinstance(kind, str) else ""
+    )
+
+
 def check_capsule(
     envelope: Any,
     control_plane_keys: Iterable[PublicKey],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -113,7 +113,26 @@ class Outbox:
         now: datetime,
     ) -> QueuedReport:
         """Queue a report durably under the lease's next sequence number (1, 2, ...)."""
-        text = json.dumps(dict(envelope), separators=(",", ":"), sort_keys=True)
+        (report,) = self.add_many(
+            lease_id, fencing_token, [(stage, envelope)], proposal_id=proposal_id, now=now
+        )
+        return report
+
+    def add_many(
+        self,
+        lease_id: str,
+        fencing_token: int,
+        reports: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        proposal_id: str,
+        now: datetime,
+    ) -> list[QueuedReport]:
+        """Queue (stage, envelope) reports of one lease in one commit, numbered in order."""
+        texts = [
+            json.dumps(dict(envelope), separators=(",", ":"), sort_keys=True)
+            for _, envelope in reports
+        ]
+        stages = ", ".join(stage for stage, _ in reports)
         with self._lock:
             try:
                 with self._db:
@@ -122,13 +141,16 @@ class Outbox:
                         "SELECT COALESCE(MAX(sequence), 0) FROM reports WHERE lease_id = ?",
                         (lease_id,),
                     ).fetchone()
-                    sequence = int(last) + 1
-                    self._db.execute(
+                    first = int(last) + 1
+                    self._db.executemany(
                         "INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                        (
-                            lease_id, sequence, stage, proposal_id, fencing_token, text, PENDING,
-                            format_time(now),
-                        ),
+                        [
+                            (
+                                lease_id, first + i, stage, proposal_id, fencing_token, text,
+                                PENDING, format_time(now),
+                            )
+                            for i, ((stage, _), text) in enumerate(zip(reports, texts, strict=True))
+                        ],
                     )  # fmt: skip
                     self._db.execute(
                         "DELETE FROM reports WHERE (status = ? AND settled_at < ?)"
@@ -139,10 +161,13 @@ class Outbox:
                         ),
                     )  # fmt: skip
             except sqlite3.Error as exc:
-                raise OutboxError(f"{self.path}: cannot queue the {stage} report: {exc}") from None
-        return QueuedReport(
-            lease_id, sequence, stage, proposal_id, fencing_token, dict(envelope), PENDING
-        )
+                raise OutboxError(f"{self.path}: cannot queue the {stages} report: {exc}") from None
+        return [
+            QueuedReport(
+                lease_id, first + i, stage, proposal_id, fencing_token, dict(envelope), PENDING
+            )
+            for i, (stage, envelope) in enumerate(reports)
+        ]
 
     def pending(self, lease_id: str | None = None) -> list[QueuedReport]:
         """Reports not yet settled, oldest lease first and in sequence order within a lease."""
@@ -166,15 +191,27 @@ class Outbox:
     def settle(self, report: QueuedReport, status: str, answer: str, *, now: datetime) -> None:
         """Mark a report ``delivered`` (answer: the proposal's state) or ``refused`` (the
         control plane's reason); it is not sent again."""
-        if status not in (DELIVERED, REFUSED):
-            raise ValueError(f"status must be {DELIVERED} or {REFUSED}, not {status!r}")
+        self.settle_many([(report, status, answer)], now=now)
+
+    def settle_many(
+        self, settled: Sequence[tuple[QueuedReport, str, str]], *, now: datetime
+    ) -> None:
+        """Settle several reports (report, status, answer) in one commit (see ``settle``)."""
+        for _, status, _ in settled:
+            if status not in (DELIVERED, REFUSED):
+                raise ValueError(f"status must be {DELIVERED} or {REFUSED}, not {status!r}")
+        if not settled:
+            return
         with self._lock:
             try:
                 with self._db:
-                    self._db.execute(
+                    self._db.executemany(
                         "UPDATE reports SET status = ?, answer = ?, settled_at = ?"
                         " WHERE lease_id = ? AND sequence = ?",
-                        (status, answer, format_time(now), report.lease_id, report.sequence),
+                        [
+                            (status, answer, format_time(now), r.lease_id, r.sequence)
+                            for r, status, answer in settled
+                        ],
                     )
             except sqlite3.Error as exc:
                 raise OutboxError(f"{self.path}: cannot settle a report: {exc}") from None

@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +39,21 @@ from placet.runners.capsule import (
     CapsuleClaim,
     CapsuleRefused,
     Refusal,
+    SignedTerms,
     capsule_digest,
     check_capsule,
+    signed_terms,
+)
+from placet.runners.coalesce import Coalescer
+from placet.runners.delivery import (
+    MAX_BATCH,
+    REFUSAL,
+    REFUSALS_PATH,
+    REPORTS_PATH,
+    batch_body,
+    batches,
+    describe,
+    read_answers,
 )
 from placet.runners.keys import load_or_create_key
 from placet.runners.nonces import NonceStore, NonceStoreError
@@ -59,6 +74,7 @@ log = logging.getLogger("placet.runner")
 SUPPORTED_KINDS = BUILT_IN_NAMES  # plus the kinds of installed placet.actions plugins
 DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_LEASE_WAIT = 5.0  # seconds a lease request may wait on the server for work
+MAX_SLOTS = 32  # actions one runner process runs at a time (the server's lease batch limit)
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _LOST_STATUSES = frozenset({404, 409})
 _FATAL_STATUSES = frozenset({401, 403})
@@ -232,6 +248,21 @@ def parse_lease(body: Mapping[str, Any]) -> Lease:
     return Lease(lease_id, token, expires_at, float(beat), body["capsule"])
 
 
+def _settled(running: set[Future[None]]) -> set[Future[None]]:
+    """The futures still running; a finished one's fatal error is raised, others logged."""
+    still: set[Future[None]] = set()
+    for future in running:
+        if not future.done():
+            still.add(future)
+            continue
+        error = future.exception()
+        if isinstance(error, RunnerError) and error.fatal:
+            raise error
+        if error is not None:
+            log.error("an action slot failed: %s", error, exc_info=error)
+    return still
+
+
 class Runner:
     """A runner process's logic: one ``Runner`` per control plane, driven by ``run_forever``.
 
@@ -261,6 +292,7 @@ class Runner:
         allow_env: Sequence[str] = (),
         allow_urls: Sequence[str] = (),
         redact: Sequence[str] = (),
+        slots: int = 1,
     ) -> None:
         if not token or any(c.isspace() for c in token):
             raise InputError("token", "must be a non-empty string without spaces")
@@ -292,6 +324,14 @@ class Runner:
             raise InputError("poll_interval", "must be a positive number of seconds")
         if retry_attempts < 1:
             raise InputError("retry_attempts", "must be at least 1")
+        if isinstance(slots, bool) or not 1 <= slots <= MAX_SLOTS:
+            raise InputError("slots", f"must be from 1 to {MAX_SLOTS} actions at a time")
+        self.slots = slots
+        # Leases whose reports a slot is sending now: the outbox flush leaves them alone.
+        self._active: set[str] = set()
+        self._active_lock = threading.Lock()
+        # Reports from concurrent slots share requests (see runners/coalesce.py).
+        self._sender: Coalescer[QueuedReport, _Sent] = Coalescer(self._send_reports, MAX_BATCH)
         self.server = server.rstrip("/")
         self.kinds = tuple(dict.fromkeys(kinds))
         self.workdir = workdir.resolve()
@@ -400,6 +440,13 @@ class Runner:
                 first.keyid,
                 self.state_dir,
             )
+        ignored = body.get("ignored_kinds")
+        if isinstance(ignored, list) and ignored:
+            log.warning(
+                "the control plane does not know kind(s) %s: it will not lease them to this"
+                " runner (install the plugin on the control plane too)",
+                ", ".join(str(kind) for kind in ignored),
+            )
         labels = body.get("labels")
         self.labels = (
             {str(k): [str(x) for x in v] for k, v in labels.items() if isinstance(v, list)}
@@ -417,61 +464,111 @@ class Runner:
         return registration
 
     def lease(self) -> Lease | None:
-        """Ask for one capsule of our kinds; None when there is no work (204).
+        """Ask for one capsule of our kinds; None when there is no work (204)."""
+        leases = self.lease_many(1)
+        return leases[0] if leases else None
+
+    def lease_many(self, most: int) -> list[Lease]:
+        """Ask for up to ``most`` capsules of our kinds; [] when there is no work (204).
 
         The server holds the request open up to ``lease_wait`` seconds (long poll), kept well
-        inside the HTTP timeout, and answers as soon as work appears.
+        inside the HTTP timeout, and answers as soon as there is work.
         """
         wait = max(0.0, min(self.lease_wait, self.http_timeout / 2))
         response = self._post(
             "/v1/runners/lease",
-            {"kinds": list(self.kinds), "wait": wait},
+            {"kinds": list(self.kinds), "wait": wait, "max": most},
             "lease",
             interruptible=True,
         )
         if response.status_code == 204:
-            return None
+            return []
         if response.status_code not in (200, 201):
             raise problem_of(response, "lease")
-        return parse_lease(_json_object(response, "lease"))
+        answer = _json_object(response, "lease")
+        # A control plane without batches ignores ``max`` and answers one lease.
+        offers = answer.get("leases") if "lease_id" not in answer else [answer]
+        if not isinstance(offers, list) or not 0 < len(offers) <= most:
+            raise RunnerError(f"lease: the answer does not carry 1 to {most} leases")
+        labels = offers[0].get("runner_labels") if isinstance(offers[0], dict) else None
+        if isinstance(labels, dict):  # an admin may have changed them since we registered
+            self.labels = {
+                str(k): [str(x) for x in v] for k, v in labels.items() if isinstance(v, list)
+            }
+        return [parse_lease(offer if isinstance(offer, dict) else {}) for offer in offers]
 
     def run_once(self) -> bool:
-        """Lease one capsule if there is one, run it, report; whether there was work."""
+        """Lease what is authorized now (up to ``slots`` capsules), run it, report; whether
+        there was work."""
+        return self.run_batch() > 0
+
+    def run_batch(self) -> int:
+        """Like ``run_once``; how many capsules were leased and run (at once, one per slot)."""
         if self.registration is None:
             self.register()
         self.flush_outbox()
-        lease = self.lease()
-        if lease is None:
-            return False
-        self._work(lease)
-        return True
+        leases = self.lease_many(self.slots)
+        if len(leases) == 1:
+            self._work(leases[0])
+        elif leases:
+            with ThreadPoolExecutor(len(leases), thread_name_prefix="slot") as pool:
+                for done in [pool.submit(self._work, lease) for lease in leases]:
+                    done.result()
+        return len(leases)
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Poll for work until ``stop`` is set; a running action finishes first.
+        """Poll for work until ``stop`` is set; running actions finish first.
 
-        Transient errors are logged and retried with backoff; fatal ones (token refused,
-        key mismatch) are raised.
+        Up to ``slots`` actions run at a time, each on its own thread; the loop leases as
+        many capsules as there are free slots. Transient errors are logged and retried with
+        backoff; fatal ones (token refused, key mismatch) are raised.
         """
         self._stop = stop
         failures = 0
-        while not stop.is_set():
+        with ThreadPoolExecutor(self.slots, thread_name_prefix="slot") as pool:
+            running: set[Future[None]] = set()
             try:
-                did_work = self.run_once()
-            except RunnerError as exc:
-                if exc.fatal:
-                    raise
-                delay = self._backoff(failures)
-                failures += 1
-                log.warning("%s; trying again in %.1f s", exc, delay)
-                stop.wait(delay)
-                continue
-            failures = 0
-            if not did_work:
-                stop.wait(self.poll_interval)
+                while not stop.is_set():
+                    running = _settled(running)
+                    # Lease when half the slots (at least one) are free: fewer, larger
+                    # lease requests while busy, at once when idle.
+                    if running and self.slots - len(running) < max(1, self.slots // 2):
+                        wait_futures(running, return_when=FIRST_COMPLETED)
+                        continue
+                    try:
+                        if self.registration is None:
+                            self.register()
+                        self.flush_outbox()
+                        leases = self.lease_many(self.slots - len(running))
+                    except RunnerError as exc:
+                        if exc.fatal:
+                            raise
+                        delay = self._backoff(failures)
+                        failures += 1
+                        log.warning("%s; trying again in %.1f s", exc, delay)
+                        stop.wait(delay)
+                        continue
+                    failures = 0
+                    running.update(pool.submit(self._work, lease) for lease in leases)
+                    if not leases:  # no work now: pause, even while other slots are busy
+                        stop.wait(self.poll_interval)
+            finally:
+                wait_futures(running)
+                _settled(running)
 
     # ---- one lease --------------------------------------------------------------------
 
     def _work(self, lease: Lease) -> None:
+        """Check, run and report one leased capsule (on a slot's thread)."""
+        with self._active_lock:
+            self._active.add(lease.lease_id)
+        try:
+            self._work_on(lease)
+        finally:
+            with self._active_lock:
+                self._active.discard(lease.lease_id)
+
+    def _work_on(self, lease: Lease) -> None:
         registration = self.registration
         assert registration is not None
         try:
@@ -519,12 +616,19 @@ class Runner:
             self._execute(lease, capsule, assignment, lost)
 
     def _refuse(self, lease: Lease, refused: CapsuleRefused) -> None:
-        """Fail closed: report a refusal unless the capsule is unreadable or not ours."""
+        """Fail closed: report a refusal unless the capsule is unreadable or not ours; a
+        genuine capsule leased to another runner is reported as misdirected."""
         registration = self.registration
         assert registration is not None
         claim = refused.claim
         if claim is None or claim.runner_id != registration.runner_id:
-            log.error("lease %s: %s; not reported", lease.lease_id, refused)
+            terms = None
+            if refused.code is Refusal.WRONG_RUNNER:
+                terms = signed_terms(lease.capsule, registration.control_plane_keys)
+            if terms is None or terms.runner_id == registration.runner_id:
+                log.error("lease %s: %s; not reported", lease.lease_id, refused)
+                return
+            self._report_misdirected(lease, terms, refused)
             return
         log.error("lease %s: %s", lease.lease_id, refused)
         assignment = Assignment(
@@ -538,7 +642,90 @@ class Runner:
         statement = unstarted_execution_statement(
             assignment, kind=claim.kind, argv=[], error=str(refused), at=self.clock()
         )
-        self._report(lease, "execution", statement, threading.Event())
+        self._report(lease, [("execution", statement)], threading.Event())
+
+    def _report_misdirected(
+        self, lease: Lease, terms: SignedTerms, refused: CapsuleRefused
+    ) -> None:
+        """Report a genuine capsule of another runner's lease (it leaked): this runner signs
+        its refusal (nothing ran) about that lease, queues it, and sends it to the refusals
+        endpoint; the control plane then fails the lease and records the refusal."""
+        registration = self.registration
+        assert registration is not None
+        log.error("lease %s: %s; reporting it as misdirected", terms.lease_id, refused)
+        assignment = Assignment(
+            proposal_id=terms.proposal_id,
+            proposal_digest=terms.proposal_digest,
+            runner=registration.runner,
+            lease_id=terms.lease_id,
+            fencing_token=terms.fencing_token,
+            capsule_digest=capsule_digest(lease.capsule),
+        )
+        statement = unstarted_execution_statement(
+            assignment, kind=terms.kind, argv=[], error=str(refused), at=self.clock()
+        )
+        envelope = self.key.sign_statement(statement)
+        try:
+            (queued,) = self.outbox.add_many(
+                terms.lease_id,
+                terms.fencing_token,
+                [(REFUSAL, envelope)],
+                proposal_id=terms.proposal_id,
+                now=self.clock(),
+            )
+        except OutboxError as exc:
+            log.error("lease %s: %s; sending without a queue", terms.lease_id, exc)
+            queued = QueuedReport(
+                terms.lease_id,
+                0,
+                REFUSAL,
+                terms.proposal_id,
+                terms.fencing_token,
+                envelope,
+                "unqueued",
+            )
+        try:
+            self._send_refusal(queued)
+        except RunnerError as exc:
+            if exc.fatal:
+                raise
+            log.warning(
+                "lease %s: the refusal stays in the outbox (%s); sent when the runner polls",
+                terms.lease_id,
+                exc,
+            )
+
+    def _send_refusal(self, report: QueuedReport) -> None:
+        """Deliver one queued refusal of a misdirected capsule (with retries) and settle it:
+        delivered when recorded, refused (kept a week) when the control plane declines it.
+        Raises RunnerError while the control plane cannot be reached."""
+        action = f"report refusal of lease {report.lease_id}"
+        response = self._post(
+            REFUSALS_PATH, {"envelope": dict(report.envelope)}, action, interruptible=True
+        )
+        status = response.status_code
+        if status in _FATAL_STATUSES or status >= 500:
+            raise problem_of(response, action)
+        if status in (200, 201):
+            try:
+                state = str(_json_object(response, action).get("state"))
+            except RunnerError:
+                state = "recorded"
+            self._settle([(report, DELIVERED, state)])
+            log.warning(
+                "lease %s: refusal of the misdirected capsule recorded; proposal is %s",
+                report.lease_id,
+                state,
+            )
+            return
+        problem = problem_of(response, action).summary
+        self._settle([(report, REFUSED, problem)])
+        log.error(
+            "lease %s: refusal not recorded: %s (kept as refused in %s)",
+            report.lease_id,
+            problem,
+            self.outbox.path,
+        )
 
     def _execute(
         self, lease: Lease, capsule: Capsule, assignment: Assignment, lost: threading.Event
@@ -574,35 +761,35 @@ class Runner:
                 "lease %s was lost: the action was stopped and is not reported", lease.lease_id
             )
             return
-        state = self._report(lease, "execution", statement, lost)
-        if not ok or state != "verifying":
-            return
         verify = capsule.proposal.verify
-        if verify is None:
-            statement = skipped_verification_statement(
-                assignment, execution_ok=True, at=self.clock()
-            )
-        else:
-            context = ActionContext(
-                workdir=self.workdir,
-                allow_env=self.allow_env,
-                allow_urls=self.allow_urls,
-                scope=capsule.proposal.scope,
-                cancel=lost,
-                http_timeout=self.http_timeout,
-            )
-            check = run_check(verify, context)
-            statement = verification_statement(assignment, check, redactor=self.redactor)
-            log.info(
-                "lease %s: verification %s after %d attempt(s)",
-                lease.lease_id,
-                "passed" if check.passed else "failed",
-                check.attempts,
-            )
+        if ok and verify is None:
+            # Nothing to check: the verification goes with the execution, in one request.
+            skipped = skipped_verification_statement(assignment, execution_ok=True, at=self.clock())
+            self._report(lease, [("execution", statement), ("verification", skipped)], lost)
+            return
+        state = self._report(lease, [("execution", statement)], lost)
+        if not ok or state != "verifying" or verify is None:
+            return
+        context = ActionContext(
+            workdir=self.workdir,
+            allow_env=self.allow_env,
+            allow_urls=self.allow_urls,
+            scope=capsule.proposal.scope,
+            cancel=lost,
+            http_timeout=self.http_timeout,
+        )
+        check = run_check(verify, context)
+        statement = verification_statement(assignment, check, redactor=self.redactor)
+        log.info(
+            "lease %s: verification %s after %d attempt(s)",
+            lease.lease_id,
+            "passed" if check.passed else "failed",
+            check.attempts,
+        )
         if lost.is_set():
             log.warning("lease %s was lost during verification; not reported", lease.lease_id)
             return
-        self._report(lease, "verification", statement, lost)
+        self._report(lease, [("verification", statement)], lost)
 
     def _run_spec(
         self,
@@ -632,58 +819,71 @@ class Runner:
             return refused(f"kind {kind!r} failed: {type(exc).__name__}: {exc}")
 
     def _report(
-        self, lease: Lease, stage: str, statement: Mapping[str, Any], lost: threading.Event
+        self,
+        lease: Lease,
+        statements: Sequence[tuple[str, Mapping[str, Any]]],
+        lost: threading.Event,
     ) -> str | None:
-        """Sign an execution or verification statement, queue it in the outbox, and send it;
-        the proposal's new state, or None (refused, lease lost, or still queued).
+        """Sign (stage, statement) reports of one lease, queue them in the outbox, and send
+        them in one request; the proposal's state after the last, or None (refused, lease
+        lost, or still queued).
 
-        While the control plane is unreachable the report is resent with backoff until it is
-        delivered or the lease runs out by its last heartbeat (or the runner stops); it then
-        stays in the outbox and ``flush_outbox`` sends it when the runner polls again.
+        While the control plane is unreachable the reports are resent with backoff until they
+        are delivered or the lease runs out by its last heartbeat (or the runner stops); they
+        then stay in the outbox and ``flush_outbox`` sends them when the runner polls again.
         """
-        envelope = self.key.sign_statement(statement)
+        signed = [(stage, self.key.sign_statement(statement)) for stage, statement in statements]
+        stages = " and ".join(stage for stage, _ in statements)
+        proposal_id = _subject_id(statements[0][1])
         try:
-            report = self.outbox.add(
+            queued = self.outbox.add_many(
                 lease.lease_id,
                 lease.fencing_token,
-                stage,
-                envelope,
-                proposal_id=_subject_id(statement),
+                signed,
+                proposal_id=proposal_id,
                 now=self.clock(),
             )
         except OutboxError as exc:
             # Fail open for delivery, not for evidence: send it now, say loudly it is unqueued.
             log.error("lease %s: %s; sending without a queue", lease.lease_id, exc)
-            report = QueuedReport(
-                lease.lease_id,
-                1 if stage == "execution" else 2,
-                stage,
-                _subject_id(statement),
-                lease.fencing_token,
-                envelope,
-                "unqueued",
-            )
+            queued = [
+                QueuedReport(
+                    lease.lease_id,
+                    1 if stage == "execution" else 2,
+                    stage,
+                    proposal_id,
+                    lease.fencing_token,
+                    envelope,
+                    "unqueued",
+                )
+                for stage, envelope in signed
+            ]
         until = self._renewed.get(lease.lease_id, lease.expires_at)
         attempt = 0
+        state: str | None = None
         while True:
-            sent = self._send_report(report)
-            if sent.settled:
-                if sent.lost:
-                    lost.set()
+            sent = self._sender.send(queued)
+            if any(one.lost for one in sent):
+                lost.set()
+            for one in sent:
+                if one.settled:
+                    state = one.state
+            queued = [report for report, one in zip(queued, sent, strict=True) if not one.settled]
+            if not queued:
                 if attempt:
                     log.warning(
                         "lease %s: %s report delivered after %d retries",
                         lease.lease_id,
-                        stage,
+                        stages,
                         attempt,
                     )
-                return sent.state
+                return state
             if attempt == 0 or attempt % 10 == 0:
                 log.warning(
                     "lease %s: %s report queued in the outbox (%s); retrying with backoff",
                     lease.lease_id,
-                    stage,
-                    sent.problem,
+                    stages,
+                    sent[-1].problem,
                 )
             delay = self._backoff(attempt)
             attempt += 1
@@ -692,7 +892,7 @@ class Runner:
                 log.warning(
                     "lease %s: %s report stays in the outbox; it is sent when the runner polls",
                     lease.lease_id,
-                    stage,
+                    stages,
                 )
                 return None
 
@@ -707,71 +907,101 @@ class Runner:
                 return False
             self._stop.wait(min(0.1, left))
 
-    def _send_report(self, report: QueuedReport) -> _Sent:
-        """One attempt to deliver a queued report; settles it in the outbox when answered.
+    def _send_reports(self, reports: Sequence[QueuedReport]) -> list[_Sent]:
+        """One attempt to deliver queued reports, in as few requests as their size allows
+        (see ``delivery.batches``); one answer per report, in order."""
+        sent: list[_Sent] = []
+        for batch in batches(reports):
+            sent += self._send_batch(batch)
+        return sent
 
-        Unreachable, 429 and 5xx answers leave it pending (the control plane accepts each
-        lease and sequence once, so resending is safe); a refusal (404, 409, 422) settles it
-        as refused and is logged: the signed statement stays in the outbox for a week.
+    def _send_batch(self, reports: Sequence[QueuedReport]) -> list[_Sent]:
+        """One attempt to deliver queued reports in one request; each answered one is settled
+        in the outbox.
+
+        Unreachable, 429 and 5xx answers leave them all pending (the control plane accepts
+        each lease and sequence once, so resending is safe); a refused report (404, 409, 422)
+        is settled as refused and logged: the signed statement stays in the outbox for a week.
         """
-        path = f"/v1/runners/leases/{quote(report.lease_id, safe='')}/{report.stage}"
-        action = f"report {report.stage}"
+        action = describe(reports)
         try:
-            response = self._client.post(path, json=report.body())
+            response = self._client.post(REPORTS_PATH, json=batch_body(reports))
         except httpx.TransportError as exc:
             where = _safe_url(self.server)
-            return _Sent(False, None, f"cannot reach {where} ({type(exc).__name__})")
+            problem = f"cannot reach {where} ({type(exc).__name__})"
+            return [_Sent(False, None, problem) for _ in reports]
         status = response.status_code
         if status in _RETRY_STATUSES or status >= 500:
-            return _Sent(False, None, problem_of(response, action).summary)
-        if status in (200, 201):
-            try:
-                state = _json_object(response, action).get("state")
-            except RunnerError as exc:
-                state, unread = None, str(exc)
-            else:
-                unread = ""
-            self._settle(report, DELIVERED, str(state))
-            if unread:
-                log.error("lease %s: %s", report.lease_id, unread)
-            else:
-                log.info(
-                    "lease %s: %s recorded; proposal is %s", report.lease_id, report.stage, state
-                )
-            return _Sent(True, state if isinstance(state, str) else None, unread)
-        problem = problem_of(response, action)
-        if problem.fatal:
-            raise problem  # a refused token or identity: keep the report for a fixed runner
-        self._settle(report, REFUSED, problem.summary)
-        log.error(
-            "lease %s: %s; the report is dropped (kept as refused in %s)",
-            report.lease_id,
-            problem,
-            self.outbox.path,
-        )
-        return _Sent(True, None, problem.summary, lost=status in _LOST_STATUSES)
-
-    def _settle(self, report: QueuedReport, status: str, answer: str) -> None:
-        if report.status == "unqueued":
-            return
+            problem = problem_of(response, action).summary
+            return [_Sent(False, None, problem) for _ in reports]
+        if status not in (200, 201):
+            raise problem_of(response, action)  # the request itself is refused (token, body)
         try:
-            self.outbox.settle(report, status, answer, now=self.clock())
+            answers = read_answers(response.json(), len(reports))
+        except ValueError as exc:
+            return [_Sent(False, None, f"{action}: {exc}") for _ in reports]
+        settle: list[tuple[QueuedReport, str, str]] = []
+        sent: list[_Sent] = []
+        fatal: ServerProblem | None = None
+        for report, answer in zip(reports, answers, strict=True):
+            if answer.recorded:
+                settle.append((report, DELIVERED, str(answer.state)))
+                sent.append(_Sent(True, answer.state, ""))
+                log.info(
+                    "lease %s: %s recorded; proposal is %s",
+                    report.lease_id,
+                    report.stage,
+                    answer.state,
+                )
+            elif answer.status in _FATAL_STATUSES:
+                # A refused identity: keep the report for a fixed runner.
+                fatal = fatal or ServerProblem(answer.status, "", answer.problem, action)
+                sent.append(_Sent(False, None, answer.problem))
+            else:
+                settle.append((report, REFUSED, answer.problem))
+                sent.append(_Sent(True, None, answer.problem, answer.status in _LOST_STATUSES))
+                log.error(
+                    "lease %s: %s report refused: %s; dropped (kept as refused in %s)",
+                    report.lease_id,
+                    report.stage,
+                    answer.problem,
+                    self.outbox.path,
+                )
+        self._settle(settle)
+        if fatal is not None:
+            raise fatal
+        return sent
+
+    def _settle(self, settled: list[tuple[QueuedReport, str, str]]) -> None:
+        queued = [item for item in settled if item[0].status != "unqueued"]
+        try:
+            self.outbox.settle_many(queued, now=self.clock())
         except OutboxError as exc:
-            log.error("lease %s: %s", report.lease_id, exc)
+            log.error("%s", exc)
 
     def flush_outbox(self) -> int:
         """Send the reports left in the outbox (after an outage or a restart), each lease's in
-        sequence order; how many were settled. Raises RunnerError while the control plane is
-        still unreachable, so the poll loop backs off."""
+        sequence order, in batches; how many were settled. Raises RunnerError while the
+        control plane is still unreachable, so the poll loop backs off. Reports of leases a
+        slot is working on are left to that slot; refusals of misdirected capsules go one by
+        one to their own endpoint."""
+        with self._active_lock:
+            active = set(self._active)
+        pending = [r for r in self.outbox.pending() if r.lease_id not in active]
         settled = 0
-        for report in self.outbox.pending():
-            sent = self._send_report(report)
-            if not sent.settled:
-                raise RunnerError(
-                    f"lease {report.lease_id}: {report.stage} report still in the outbox:"
-                    f" {sent.problem}"
-                )
+        for refusal in [r for r in pending if r.stage == REFUSAL]:
+            self._send_refusal(refusal)  # misdirected capsules: their own endpoint
             settled += 1
+        pending = [r for r in pending if r.stage != REFUSAL]
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start : start + MAX_BATCH]
+            for report, sent in zip(batch, self._send_reports(batch), strict=True):
+                if not sent.settled:
+                    raise RunnerError(
+                        f"lease {report.lease_id}: {report.stage} report still in the outbox:"
+                        f" {sent.problem}"
+                    )
+                settled += 1
         return settled
 
     @contextmanager

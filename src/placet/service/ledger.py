@@ -13,7 +13,8 @@ from placet.domain.signing import PublicKey, envelope_bytes
 from placet.evidence import merkle
 from placet.evidence.bundle import CONTROL_PLANE, RUNNER, BundleKey, build_bundle, entry
 from placet.evidence.checkpoint import sign_checkpoint
-from placet.evidence.statements import statement
+from placet.evidence.errors import MalformedEvidence
+from placet.evidence.statements import statement, statement_of
 from placet.service.clock import rfc3339
 from placet.service.context import NEXT_LEAF, Context
 from placet.store.tables import checkpoints, leases, ledger_entries, principals
@@ -52,6 +53,21 @@ class SqlLeafStore:
 
     def append(self, data: bytes, leaf_hash: bytes) -> int:
         raise RuntimeError("the ledger appends through LedgerService.append_envelope")
+
+
+def refusing_runner_keys(envelopes: list[dict[str, Any]]) -> list[PublicKey]:
+    """The keys of runners that refused a misdirected capsule, as the closure statements the
+    control plane signed name them (``misdirected.runner_public_key``)."""
+    keys: list[PublicKey] = []
+    for envelope in envelopes:
+        try:
+            said = statement_of(envelope)
+        except MalformedEvidence:
+            continue
+        misdirected = said.predicate.get("misdirected")
+        if said.stage is Stage.CLOSURE and isinstance(misdirected, dict):
+            keys.append(PublicKey.from_b64(str(misdirected.get("runner_public_key"))))
+    return keys
 
 
 def transitions_json(transitions: list[Transition]) -> list[dict[str, Any]]:
@@ -213,7 +229,9 @@ class LedgerService:
         """The evidence bundle of one proposal: entries, proofs, keys, a covering checkpoint."""
         with self.ctx.read() as conn:
             rows = conn.execute(
-                select(ledger_entries.c.leaf_index, ledger_entries.c.envelope)
+                select(
+                    ledger_entries.c.leaf_index, ledger_entries.c.stage, ledger_entries.c.envelope
+                )
                 .where(ledger_entries.c.proposal_id == proposal_id)
                 .order_by(ledger_entries.c.leaf_index)
             ).all()
@@ -237,5 +255,8 @@ class LedgerService:
                     for r in rows
                 ]
         keys = [BundleKey(self.ctx.key.public, CONTROL_PLANE)]
-        keys += [BundleKey(PublicKey.from_b64(r.runner_public_key), RUNNER) for r in runner_keys]
+        runners = [PublicKey.from_b64(r.runner_public_key) for r in runner_keys]
+        closures = [json.loads(r.envelope) for r in rows if r.stage == Stage.CLOSURE.value]
+        runners += [k for k in refusing_runner_keys(closures) if k not in runners]
+        keys += [BundleKey(key, RUNNER) for key in runners]
         return build_bundle(proposal_id, str(latest.note), keys, entries)

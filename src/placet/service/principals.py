@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
@@ -112,11 +112,13 @@ class PrincipalService:
         owner: str | None = None,
         teams: tuple[str, ...] = (),
         roles: tuple[str, ...] = (),
+        columns: Mapping[str, Any] | None = None,
     ) -> tuple[Principal, str]:
         """Create a principal and its first token; the token is returned once, never stored.
 
         Teams that do not exist yet are created as groups of kind team (so existing scripts
-        that name teams on ``principal add`` keep working).
+        that name teams on ``principal add`` keep working). ``columns`` are further values of
+        the principal's row written in the same transaction (a runner's key and labels).
         """
         if not isinstance(name, str) or not _NAME.match(name):
             raise InputError("name", "use letters, digits, '.', '_', '@' or '-' (at most 128)")
@@ -152,6 +154,7 @@ class PrincipalService:
                     teams=list(teams),
                     roles=list(checked_roles),
                     created_at=rfc3339(self.ctx.clock()),
+                    **dict(columns or {}),
                 )
             )
             token = self._issue(conn, principal.id)

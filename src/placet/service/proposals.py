@@ -194,6 +194,8 @@ class ProposalService:
         """Store the machine's state and snapshot (in the caller's transaction)."""
         snap = machine.snapshot
         assert snap.state is not None
+        if snap.state is State.AUTHORIZED:
+            self.ctx.work_added(conn)
         deadline, escalate_at = _open_deadline(machine)
         stored = Stored(
             proposal_id,

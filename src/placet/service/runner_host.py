@@ -28,6 +28,7 @@ def run_runner(
     allow_env: Sequence[str] = (),
     allow_urls: Sequence[str] = (),
     redact: Sequence[str] = (),
+    slots: int = 1,
 ) -> int:
     """Register and work until ``stop`` (or one pass with ``once``); return how many it ran."""
     with Runner(
@@ -42,12 +43,13 @@ def run_runner(
         allow_env=allow_env,
         allow_urls=allow_urls,
         redact=redact,
+        slots=slots,
     ) as runner:
         runner.register()
         if once:
             count = 0
-            while runner.run_once():
-                count += 1
+            while ran := runner.run_batch():
+                count += ran
             return count
         runner.run_forever(stop)
         return 0

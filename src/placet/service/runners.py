@@ -11,10 +11,11 @@ from sqlalchemy import Connection, func, select, update
 
 from placet.domain import actions
 from placet.domain.canonical import digest_of
-from placet.domain.errors import Conflict, Forbidden, InputError, NotFound
+from placet.domain.errors import Conflict, Forbidden, InputError, NotFound, PlacetError
 from placet.domain.ids import new_id
 from placet.domain.labels import check_labels, matches, selector_for
 from placet.domain.lifecycle import (
+    RUNNING,
     Fail,
     Lease,
     ProposalMachine,
@@ -28,17 +29,23 @@ from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.signing import PublicKey, SignatureError, open_envelope
 from placet.evidence.bundle import CONTROL_PLANE, BundleKey
 from placet.evidence.errors import MalformedEvidence
-from placet.evidence.statements import statement_of
+from placet.evidence.statements import Statement, statement_of
 from placet.runners.capsule import capsule_digest, issue_capsule
 from placet.runners.times import format_time
 from placet.service.clock import parse_rfc3339, rfc3339
-from placet.service.context import Context
+from placet.service.codec import snapshot_from_json
+from placet.service.context import NEXT_LEAF, Context
 from placet.service.ledger import LedgerService
 from placet.service.principals import PrincipalService
 from placet.service.proposals import ProposalService
 from placet.store.tables import lease_reports, leases, principals, proposals
 
 ACTIVE = "active"
+# A lease whose genuine capsule another runner was handed and refused: it leaked, so it ends.
+MISDIRECTED = "misdirected"
+# The lease_reports number of that refusal (the leased runner's own reports count from 1).
+REFUSAL_SEQUENCE = 0
+REFUSAL_STAGE = "refusal"
 
 
 def _require_runner(principal: Principal, attempt: str) -> None:
@@ -47,22 +54,39 @@ def _require_runner(principal: Principal, attempt: str) -> None:
 
 
 def _kinds(value: Any) -> list[str]:
+    """The kinds a runner names that this control plane knows, sorted. A kind only the
+    runner has (a plugin not installed here) is left out: no proposal of it can exist here.
+    InputError when the list is malformed or names no known kind."""
     if not isinstance(value, list) or not value:
         raise InputError("kinds", "must be a non-empty list of action kinds")
+    known: list[str] = []
     for i, kind in enumerate(value):
         if not isinstance(kind, str):
             raise InputError(f"kinds[{i}]", "must be a string")
-        actions.get(kind)
-    return sorted(set(value))
+        try:
+            actions.get(kind)
+        except InputError:
+            continue
+        known.append(kind)
+    if not known:
+        raise InputError(
+            "kinds",
+            f"names no action kind this control plane knows (known: {', '.join(actions.names())})",
+        )
+    return sorted(set(known))
 
 
 # How many authorized proposals one lease request looks at per page, and how many pages,
 # before it reports idle (proposals other runners' labels match are skipped).
 LEASE_CANDIDATES = 50
 LEASE_PAGES = 20
-# The longest a lease request may wait for work (long poll), and how often it looks.
+# The longest a lease request may wait for work (long poll), and how often it probes the
+# database for work made leasable by another process (this process's own wakes it at once).
 MAX_LEASE_WAIT = 30.0
-LEASE_WAIT_STEP = 0.1
+LEASE_PROBE_SECONDS = 0.5
+# The most capsules one lease request may take, and reports one batch may carry.
+MAX_LEASES = 32
+MAX_REPORTS = 64
 KEY_BY_ADMIN = "admin"
 KEY_BY_SELF = "self"
 
@@ -85,6 +109,50 @@ def _refusal(predicate: Mapping[str, Any]) -> bool:
         and isinstance(error, str)
         and error.startswith("capsule refused:")
     )
+
+
+def _signed_refusal(envelope: Any, key: PublicKey, runner: Principal) -> Statement:
+    """The statement of a refusal ``runner`` signed with its registered ``key``: an execution
+    statement, ok false, nothing run, naming the runner and the refused capsule's lease."""
+    if not isinstance(envelope, dict):
+        raise InputError("envelope", "must be the runner-signed DSSE envelope of the refusal")
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list) or len(signatures) != 1:
+        raise InputError("envelope.signatures", "must hold exactly one signature, this runner's")
+    try:
+        open_envelope(envelope, [key])
+        said = statement_of(envelope)
+    except SignatureError as exc:
+        raise InputError(
+            "envelope", f"is not signed by this runner's registered key {key.keyid[:16]}… ({exc})"
+        ) from None
+    except MalformedEvidence as exc:
+        raise InputError(f"envelope.{exc.field}", exc.problem) from None
+    if said.stage is not Stage.EXECUTION:
+        raise InputError(
+            "envelope.predicateType",
+            f"a refusal is an execution statement, not {said.stage.value}",
+        )
+    predicate = said.predicate
+    if not _refusal(predicate):
+        raise InputError(
+            "envelope.predicate.error",
+            "a refusal has ok false and an error starting with 'capsule refused:'",
+        )
+    if predicate.get("argv") != []:
+        raise InputError("envelope.predicate.argv", "must be empty: a refused capsule runs nothing")
+    ref = predicate.get("runner")
+    if not isinstance(ref, dict) or ref.get("id") != runner.id:
+        raise InputError(
+            "envelope.predicate.runner", f"must name the runner reporting it ({runner.name})"
+        )
+    lease_id = predicate.get("lease_id")
+    if not isinstance(lease_id, str) or not lease_id:
+        raise InputError("envelope.predicate.lease_id", "must name the refused capsule's lease")
+    token = predicate.get("fencing_token")
+    if isinstance(token, bool) or not isinstance(token, int):
+        raise InputError("envelope.predicate.fencing_token", "must be an integer")
+    return said
 
 
 def _sequence(value: Any, stage: Stage) -> int:
@@ -112,6 +180,34 @@ def lease_wait(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise InputError("wait", "must be a number of seconds, 0 or more")
     return float(min(value, MAX_LEASE_WAIT))
+
+
+def lease_count(value: Any) -> int:
+    """How many capsules one lease request asks for: 1 (default) to MAX_LEASES."""
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LEASES:
+        raise InputError("max", f"must be a whole number of capsules from 1 to {MAX_LEASES}")
+    return int(value)
+
+
+def report_fields(item: Any) -> tuple[str, Any, Any, Stage, Any]:
+    """One report of a batch: (lease_id, fencing_token, envelope, stage, sequence)."""
+    if not isinstance(item, dict):
+        raise InputError("reports[]", "must be an object")
+    lease_id = item.get("lease_id")
+    if not isinstance(lease_id, str) or not lease_id:
+        raise InputError("lease_id", "is required: the lease the report belongs to")
+    stage = item.get("stage")
+    if stage not in (Stage.EXECUTION.value, Stage.VERIFICATION.value):
+        raise InputError("stage", "must be execution or verification")
+    return (
+        lease_id,
+        item.get("fencing_token"),
+        item.get("envelope"),
+        Stage(stage),
+        item.get("sequence"),
+    )
 
 
 class RunnerService:
@@ -151,6 +247,7 @@ class RunnerService:
             "runner": runner.ref(),
             "keyid": key.keyid,
             "kinds": kind_list,
+            "ignored_kinds": sorted(set(kinds) - set(kind_list)),
             "labels": me.labels or {},
             "keys": [BundleKey(self.ctx.key.public, CONTROL_PLANE).as_dict()],
         }
@@ -182,13 +279,12 @@ class RunnerService:
             ).first()
         if taken is not None:
             raise Conflict(f"key {key.keyid[:16]}… is already the key of runner {taken.name}")
-        principal, token = principals_service.add(name, "runner", owner)
-        with self.ctx.write() as conn:
-            conn.execute(
-                update(principals)
-                .where(principals.c.id == principal.id)
-                .values(public_key=key.b64, labels=checked, key_source=KEY_BY_ADMIN)
-            )
+        principal, token = principals_service.add(
+            name,
+            "runner",
+            owner,
+            columns={"public_key": key.b64, "labels": checked, "key_source": KEY_BY_ADMIN},
+        )
         return {
             "id": principal.id,
             "name": principal.name,
@@ -208,25 +304,29 @@ class RunnerService:
             conn.execute(update(principals).where(principals.c.id == row.id).values(labels=checked))
         return {"name": name, "labels": checked}
 
-    def _eligible(self, conn: Connection, allowed: list[str], labels: Any, now: Any) -> Any:
-        """The oldest authorized proposal of ``allowed`` kinds this runner's labels may take
-        now, with its selector; None when there is none (a runner without labels: never)."""
+    def _eligible(
+        self, conn: Connection, allowed: list[str], labels: Any, now: Any, most: int
+    ) -> list[Any]:
+        """Up to ``most`` of the oldest authorized proposals of ``allowed`` kinds this runner's
+        labels may take now, each with its selector (a runner without labels: none)."""
         if not labels:
-            return None
+            return []
+        found: list[Any] = []
         after = ""
+        page = min(LEASE_CANDIDATES, most + 4)  # rows carry snapshots: read few, then more
         for _ in range(LEASE_PAGES):
             candidates = conn.execute(
-                select(proposals.c.id)
+                select(proposals)
                 .where(
                     proposals.c.state == State.AUTHORIZED.value,
                     proposals.c.kind.in_(allowed),
                     proposals.c.id > after,
                 )
                 .order_by(proposals.c.id)
-                .limit(LEASE_CANDIDATES)
+                .limit(page)
             ).all()
             for candidate in candidates:
-                loaded = self.proposals.load(conn, candidate.id)
+                loaded = (candidate, ProposalMachine(snapshot_from_json(candidate.snapshot)))
                 content = loaded[1].snapshot.content
                 if content is None or not loaded[1].may_lease(now):
                     continue
@@ -235,11 +335,14 @@ class RunnerService:
                 except InputError:
                     continue  # an unreadable selector matches no runner (fail closed)
                 if matches(selector, labels):
-                    return loaded, selector
-            if len(candidates) < LEASE_CANDIDATES:
-                return None
+                    found.append((loaded, selector))
+                    if len(found) >= most:
+                        return found
+            if len(candidates) < page:
+                return found
             after = candidates[-1].id
-        return None
+            page = min(LEASE_CANDIDATES, page * 2)
+        return found
 
     def any_authorized(self, kinds: Any) -> bool:
         """Whether any proposal of ``kinds`` is authorized: a cheap read between lease tries."""
@@ -253,71 +356,112 @@ class RunnerService:
         return found is not None
 
     def lease(self, runner: Principal, kinds: Any) -> dict[str, Any] | None:
-        """Lease the oldest authorized proposal of one of ``kinds`` whose selector (the
-        proposal's ``runner_selector``, else env=<environment>) the runner's labels match."""
+        """Lease the oldest authorized proposal this runner may take (see ``lease_many``)."""
+        offers = self.lease_many(runner, kinds, 1)
+        return offers[0] if offers else None
+
+    def lease_many(self, runner: Principal, kinds: Any, most: Any = 1) -> list[dict[str, Any]]:
+        """Lease up to ``most`` of the oldest authorized proposals of ``kinds`` whose selector
+        (the proposal's ``runner_selector``, else env=<environment>) the runner's labels match,
+        in one transaction: each gets its own lease, fencing token and signed capsule."""
         _require_runner(runner, "lease")
         kind_list = _kinds(kinds)
+        count = lease_count(most)
         now = self.ctx.clock()
+        # Look first without the write lock: a request that finds nothing (a runner polling
+        # an empty queue) then never queues behind writers.
+        if not self.any_authorized(kind_list):
+            return []
         with self.ctx.write() as conn:
-            me = conn.execute(select(principals).where(principals.c.id == runner.id)).one()
-            if not me.public_key:
-                raise Conflict("register the runner's public key first (POST /v1/runners/register)")
-            allowed = sorted(set(kind_list) & set(me.kinds or []))
-            if not allowed:
-                return None
-            found = self._eligible(conn, allowed, me.labels, now)
-            if found is None:
-                return None
-            (stored_row, machine), selector = found
-            row = stored_row
-            fencing = int(conn.execute(select(func.max(leases.c.fencing_token))).scalar() or 0) + 1
-            lease_id = new_id()
-            snap = machine.snapshot
-            assert snap.content is not None
-            capsule_ttl = timedelta(seconds=self.ctx.settings.capsule_seconds)
-            capsule = issue_capsule(
-                self.ctx.key,
-                proposal_id=row.id,
-                proposal=snap.content.as_dict(),
-                proposal_digest=snap.digest,
-                runner_id=runner.id,
-                lease_id=lease_id,
-                fencing_token=fencing,
-                issued_at=now,
-                ttl=capsule_ttl,
-                target={"selector": selector},
-            )
-            expires = now + timedelta(seconds=self.ctx.settings.lease_seconds)
-            digest = capsule_digest(capsule)
-            runner_key = PublicKey.from_b64(me.public_key)
-            self.proposals.step(
-                conn,
-                row.id,
-                machine,
-                Lease(runner, fencing, now),
-                {
-                    "runner": runner.ref(),
-                    "runner_keyid": runner_key.keyid,
-                    "lease_id": lease_id,
-                    "fencing_token": fencing,
-                    "capsule_digest": digest,
-                    "proposal_digest": snap.digest,
-                    "expires_at": format_time(now + capsule_ttl),
-                },
-            )
-            conn.execute(
-                leases.insert().values(
-                    id=lease_id,
-                    proposal_id=row.id,
-                    runner_id=runner.id,
-                    fencing_token=fencing,
-                    expires_at=rfc3339(expires),
-                    status=ACTIVE,
-                    capsule_digest=digest,
-                    runner_public_key=runner_key.b64,
+            allowed, labels, public_key = self._wants(conn, runner, kind_list)
+            found = self._eligible(conn, allowed, labels, now, count)
+            if not found:
+                return []
+            runner_key = PublicKey.from_b64(public_key)
+            fencing = int(conn.execute(select(func.max(leases.c.fencing_token))).scalar() or 0)
+            offers = []
+            for (stored_row, machine), selector in found:
+                fencing += 1
+                offer = self._grant(
+                    conn, runner, runner_key, stored_row, machine, selector, fencing, now
                 )
+                # The labels it was granted under: a runner whose labels an admin changed
+                # checks the capsule's selector against these, not the ones it started with.
+                offer["runner_labels"] = labels
+                offers.append(offer)
+        return offers
+
+    def _wants(
+        self, conn: Connection, runner: Principal, kinds: list[str]
+    ) -> tuple[list[str], Any, str]:
+        """The kinds this runner asks for and registered (sorted), its labels and its key."""
+        me = conn.execute(
+            select(principals.c.public_key, principals.c.kinds, principals.c.labels).where(
+                principals.c.id == runner.id
             )
-            self.proposals.save(conn, row.id, machine, stored_row.created_at)
+        ).one()
+        if not me.public_key:
+            raise Conflict("register the runner's public key first (POST /v1/runners/register)")
+        return sorted(set(kinds) & set(me.kinds or [])), me.labels, str(me.public_key)
+
+    def _grant(
+        self,
+        conn: Connection,
+        runner: Principal,
+        runner_key: PublicKey,
+        row: Any,
+        machine: ProposalMachine,
+        selector: Any,
+        fencing: int,
+        now: Any,
+    ) -> dict[str, Any]:
+        """Issue one lease and its signed capsule, and record the capsule statement."""
+        lease_id = new_id()
+        snap = machine.snapshot
+        assert snap.content is not None
+        capsule_ttl = timedelta(seconds=self.ctx.settings.capsule_seconds)
+        capsule = issue_capsule(
+            self.ctx.key,
+            proposal_id=row.id,
+            proposal=snap.content.as_dict(),
+            proposal_digest=snap.digest,
+            runner_id=runner.id,
+            lease_id=lease_id,
+            fencing_token=fencing,
+            issued_at=now,
+            ttl=capsule_ttl,
+            target={"selector": selector},
+        )
+        expires = now + timedelta(seconds=self.ctx.settings.lease_seconds)
+        digest = capsule_digest(capsule)
+        self.proposals.step(
+            conn,
+            row.id,
+            machine,
+            Lease(runner, fencing, now),
+            {
+                "runner": runner.ref(),
+                "runner_keyid": runner_key.keyid,
+                "lease_id": lease_id,
+                "fencing_token": fencing,
+                "capsule_digest": digest,
+                "proposal_digest": snap.digest,
+                "expires_at": format_time(now + capsule_ttl),
+            },
+        )
+        conn.execute(
+            leases.insert().values(
+                id=lease_id,
+                proposal_id=row.id,
+                runner_id=runner.id,
+                fencing_token=fencing,
+                expires_at=rfc3339(expires),
+                status=ACTIVE,
+                capsule_digest=digest,
+                runner_public_key=runner_key.b64,
+            )
+        )
+        self.proposals.save(conn, row.id, machine, row.created_at)
         return {
             "lease_id": lease_id,
             "proposal_id": row.id,
@@ -372,46 +516,87 @@ class RunnerService:
         runner's outbox after an outage) answers what the first one did and changes nothing.
         """
         _require_runner(runner, "report")
-        number = _sequence(sequence, stage)
         with self.ctx.write() as conn:
-            again = self._recorded(conn, runner, lease_id, fencing, number, envelope, stage)
-            if again is not None:
-                return again
-            lease = self._active_lease(conn, runner, lease_id, fencing)
-            stored_row, machine = self.proposals.load(conn, lease.proposal_id)
-            predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
-            if stage is Stage.EXECUTION:
-                if predicate.get("capsule_digest") != lease.capsule_digest and not _refusal(
-                    predicate
-                ):
-                    raise InputError("envelope", "capsule_digest does not match the leased capsule")
-                event: Any = ReportExecution(runner, fencing, predicate.get("ok") is True)
-            else:
-                event = ReportVerification(runner, fencing, predicate.get("passed") is True)
-            transitions = machine.handle(event)
-            self.ledger.append_envelope(conn, lease.proposal_id, stage, envelope)
-            if machine.snapshot.state in (State.SUCCEEDED, State.FAILED):
-                if predicate.get("error"):
-                    machine.snapshot = replace(
-                        machine.snapshot, reason=f"{machine.snapshot.reason}: {predicate['error']}"
-                    )
-                if stage is Stage.VERIFICATION and machine.snapshot.state is State.FAILED:
-                    self._file_rollback(conn, lease.proposal_id, machine)
-                self.proposals.close(conn, lease.proposal_id, machine, transitions)
-                conn.execute(update(leases).where(leases.c.id == lease_id).values(status="done"))
-            self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
-            state = machine.snapshot.state.value if machine.snapshot.state else None
-            conn.execute(
-                lease_reports.insert().values(
-                    lease_id=lease_id,
-                    sequence=number,
-                    stage=stage.value,
-                    envelope_sha256=_envelope_sha256(envelope),
-                    state=state or "",
-                    created_at=rfc3339(self.ctx.clock()),
+            return self._record(conn, runner, lease_id, fencing, envelope, stage, sequence)
+
+    def report_many(self, runner: Principal, items: Any) -> list[dict[str, Any]]:
+        """Record a batch of reports in one transaction, each as ``report`` would, in order.
+
+        Each report stands alone: its answer is ``{"state"}``, or ``{"error"}`` with the
+        problem (a refused report changes nothing; the others are still recorded).
+        """
+        _require_runner(runner, "report")
+        if not isinstance(items, list) or not items:
+            raise InputError("reports", "must be a non-empty list of reports")
+        if len(items) > MAX_REPORTS:
+            raise InputError("reports", f"at most {MAX_REPORTS} reports per request")
+        answers: list[dict[str, Any]] = []
+        with self.ctx.write() as conn:
+            for item in items:
+                leaf = conn.info.get(NEXT_LEAF)
+                try:
+                    with conn.begin_nested():
+                        lease_id, fencing, envelope, stage, sequence = report_fields(item)
+                        answers.append(
+                            self._record(conn, runner, lease_id, fencing, envelope, stage, sequence)
+                        )
+                except PlacetError as exc:
+                    # Rolled back to the savepoint: so is the ledger's next leaf index.
+                    if leaf is None:
+                        conn.info.pop(NEXT_LEAF, None)
+                    else:
+                        conn.info[NEXT_LEAF] = leaf
+                    answers.append({"error": exc})
+        return answers
+
+    def _record(
+        self,
+        conn: Connection,
+        runner: Principal,
+        lease_id: str,
+        fencing: Any,
+        envelope: Any,
+        stage: Stage,
+        sequence: Any,
+    ) -> dict[str, Any]:
+        """Check and record one report in the caller's write transaction (see ``report``)."""
+        number = _sequence(sequence, stage)
+        again = self._recorded(conn, runner, lease_id, fencing, number, envelope, stage)
+        if again is not None:
+            return again
+        lease = self._active_lease(conn, runner, lease_id, fencing)
+        stored_row, machine = self.proposals.load(conn, lease.proposal_id)
+        predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
+        if stage is Stage.EXECUTION:
+            if predicate.get("capsule_digest") != lease.capsule_digest and not _refusal(predicate):
+                raise InputError("envelope", "capsule_digest does not match the leased capsule")
+            event: Any = ReportExecution(runner, fencing, predicate.get("ok") is True)
+        else:
+            event = ReportVerification(runner, fencing, predicate.get("passed") is True)
+        transitions = machine.handle(event)
+        self.ledger.append_envelope(conn, lease.proposal_id, stage, envelope)
+        if machine.snapshot.state in (State.SUCCEEDED, State.FAILED):
+            if predicate.get("error"):
+                machine.snapshot = replace(
+                    machine.snapshot, reason=f"{machine.snapshot.reason}: {predicate['error']}"
                 )
+            if stage is Stage.VERIFICATION and machine.snapshot.state is State.FAILED:
+                self._file_rollback(conn, lease.proposal_id, machine)
+            self.proposals.close(conn, lease.proposal_id, machine, transitions)
+            conn.execute(update(leases).where(leases.c.id == lease_id).values(status="done"))
+        self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
+        state = machine.snapshot.state.value if machine.snapshot.state else None
+        conn.execute(
+            lease_reports.insert().values(
+                lease_id=lease_id,
+                sequence=number,
+                stage=stage.value,
+                envelope_sha256=_envelope_sha256(envelope),
+                state=state or "",
+                created_at=rfc3339(self.ctx.clock()),
             )
-            return {"state": state}
+        )
+        return {"state": state}
 
     def _recorded(
         self,
@@ -485,6 +670,128 @@ class RunnerService:
         if predicate.get("proposal_digest") != digest:
             raise InputError("envelope", "proposal_digest does not match the proposal")
         return predicate
+
+    def refuse(self, runner: Principal, envelope: Any) -> dict[str, Any]:
+        """Record ``runner``'s signed refusal of a genuine capsule leased to ANOTHER runner.
+
+        The capsule leaked (it reached a runner it was not leased to), so the channel is not
+        trusted and nothing runs: the lease ends ``misdirected``, the proposal ``failed`` with
+        a reason naming both runners and the lease, and the refusal is logged with a closure
+        saying which runner key refused. Accepted only when signed by the caller's registered
+        key, about a live lease of another runner, with that lease's capsule digest. The same
+        refusal resent answers the same and records nothing; one about a finished lease is a
+        Conflict (409).
+        """
+        _require_runner(runner, "report a refusal")
+        with self.ctx.write() as conn:
+            me = conn.execute(
+                select(principals.c.public_key).where(principals.c.id == runner.id)
+            ).one()
+            if not me.public_key:
+                raise Conflict("register the runner's public key first (POST /v1/runners/register)")
+            key = PublicKey.from_b64(me.public_key)
+            said = _signed_refusal(envelope, key, runner)
+            predicate = said.predicate
+            lease_id = str(predicate["lease_id"])
+            lease = conn.execute(select(leases).where(leases.c.id == lease_id)).first()
+            if lease is None:
+                raise NotFound("lease", lease_id)
+            if lease.runner_id == runner.id:
+                raise InputError(
+                    "envelope.predicate.lease_id",
+                    f"lease {lease_id} is this runner's own: report the refusal of its capsule"
+                    " as the lease's execution report",
+                )
+            if said.proposal_id != lease.proposal_id:
+                raise InputError(
+                    "envelope.subject",
+                    f"names proposal {said.proposal_id}, not {lease.proposal_id} of lease"
+                    f" {lease_id}",
+                )
+            if predicate.get("fencing_token") != lease.fencing_token:
+                raise InputError(
+                    "envelope.predicate.fencing_token",
+                    f"is not the fencing token of lease {lease_id}",
+                )
+            if predicate.get("capsule_digest") != lease.capsule_digest:
+                raise InputError(
+                    "envelope.predicate.capsule_digest",
+                    f"is not the digest of the capsule issued for lease {lease_id}; only the"
+                    " refusal of a genuine capsule is recorded",
+                )
+            answer = {"lease_id": lease_id, "proposal_id": lease.proposal_id}
+            again = conn.execute(
+                select(lease_reports).where(
+                    lease_reports.c.lease_id == lease_id,
+                    lease_reports.c.sequence == REFUSAL_SEQUENCE,
+                )
+            ).first()
+            if again is not None:
+                if again.envelope_sha256 != _envelope_sha256(envelope):
+                    raise Conflict(
+                        f"lease {lease_id} was already ended by another refusal; this one is"
+                        " not recorded"
+                    )
+                return {"state": again.state, **answer, "lease_status": lease.status}
+            if lease.status != ACTIVE:
+                raise Conflict(f"lease {lease_id} is {lease.status}; the refusal is not recorded")
+            stored_row, machine = self.proposals.load(conn, lease.proposal_id)
+            digest = machine.snapshot.digest
+            if said.digest != digest or predicate.get("proposal_digest") != digest:
+                raise InputError(
+                    "envelope.predicate.proposal_digest", "does not match the proposal's digest"
+                )
+            if machine.state not in RUNNING:
+                raise Conflict(
+                    f"proposal {lease.proposal_id} is {machine.state}; the refusal is not recorded"
+                )
+            owner = conn.execute(
+                select(principals.c.id, principals.c.name, principals.c.kind).where(
+                    principals.c.id == lease.runner_id
+                )
+            ).one()
+            leased_to = {"id": owner.id, "name": owner.name, "kind": owner.kind}
+            reason = (
+                f"capsule misdirected: the capsule of lease {lease_id}, leased to runner"
+                f" {owner.name} ({owner.id}), was presented to runner {runner.name}"
+                f" ({runner.id}), which refused it; a leaked capsule means the channel is not"
+                " trusted, so nothing runs"
+            )
+            self.ledger.append_envelope(conn, lease.proposal_id, Stage.EXECUTION, envelope)
+            transitions = machine.handle(Fail(reason))
+            self.ledger.record(
+                conn,
+                lease.proposal_id,
+                digest,
+                Stage.CLOSURE,
+                {
+                    "state": State.FAILED.value,
+                    "reason": reason,
+                    "misdirected": {
+                        "lease_id": lease_id,
+                        "fencing_token": lease.fencing_token,
+                        "capsule_digest": lease.capsule_digest,
+                        "leased_to": leased_to,
+                        "refused_by": runner.ref(),
+                        "runner_keyid": key.keyid,
+                        "runner_public_key": key.b64,
+                    },
+                },
+                transitions,
+            )
+            conn.execute(update(leases).where(leases.c.id == lease_id).values(status=MISDIRECTED))
+            self.proposals.save(conn, lease.proposal_id, machine, stored_row.created_at)
+            conn.execute(
+                lease_reports.insert().values(
+                    lease_id=lease_id,
+                    sequence=REFUSAL_SEQUENCE,
+                    stage=REFUSAL_STAGE,
+                    envelope_sha256=_envelope_sha256(envelope),
+                    state=State.FAILED.value,
+                    created_at=rfc3339(self.ctx.clock()),
+                )
+            )
+        return {"state": State.FAILED.value, **answer, "lease_status": MISDIRECTED}
 
     def reap(self) -> int:
         """Settle proposals whose runner stopped heartbeating (runner lost): an idempotent

@@ -72,7 +72,7 @@ proposals = Table(
     # A rollback filed by the control plane: {"id", "digest"} of the proposal it undoes.
     Column("rollback_of", JSON),
     UniqueConstraint("agent_id", "idempotency_key", name="uq_proposals_agent_idempotency"),
-    Index("ix_proposals_state", "state"),
+    Index("ix_proposals_state_id", "state", "id"),
     Index("ix_proposals_agent", "agent_id"),
     Index("ix_proposals_deadline", "deadline"),
     Index("ix_proposals_escalate_at", "escalate_at"),
