@@ -530,9 +530,7 @@ class Runner:
             try:
                 while not stop.is_set():
                     running = _settled(running)
-                    # Lease when half the slots (at least one) are free: fewer, larger
-                    # lease requests while busy, at once when idle.
-                    if running and self.slots - len(running) < max(1, self.slots // 2):
+                    if len(running) >= self.slots:
                         wait_futures(running, return_when=FIRST_COMPLETED)
                         continue
                     try:

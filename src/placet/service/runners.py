@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from placet.domain import actions
 from placet.domain.canonical import digest_of
@@ -34,7 +34,7 @@ from placet.runners.capsule import capsule_digest, issue_capsule
 from placet.runners.times import format_time
 from placet.service.clock import parse_rfc3339, rfc3339
 from placet.service.codec import snapshot_from_json
-from placet.service.context import NEXT_LEAF, Context
+from placet.service.context import Context
 from placet.service.ledger import LedgerService
 from placet.service.principals import PrincipalService
 from placet.service.proposals import ProposalService
@@ -208,6 +208,36 @@ def report_fields(item: Any) -> tuple[str, Any, Any, Stage, Any]:
         Stage(stage),
         item.get("sequence"),
     )
+
+
+# A lease with the report of a given sequence, if one was recorded (r_stage NULL if not).
+_LEASE_AND_REPORT = (
+    select(
+        leases,
+        lease_reports.c.stage.label("r_stage"),
+        lease_reports.c.envelope_sha256.label("r_sha256"),
+        lease_reports.c.state.label("r_state"),
+    )
+    .select_from(
+        leases.outerjoin(
+            lease_reports,
+            and_(
+                lease_reports.c.lease_id == leases.c.id,
+                lease_reports.c.sequence == bindparam("b_sequence"),
+            ),
+        )
+    )
+    .where(leases.c.id == bindparam("b_lease"))
+)
+
+
+class _Refused(Exception):
+    """A report of a batch was refused: the pass is rolled back and made again without it."""
+
+    def __init__(self, index: int, error: PlacetError) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
 
 
 class RunnerService:
@@ -477,6 +507,10 @@ class RunnerService:
         if isinstance(fencing, bool) or not isinstance(fencing, int):
             raise InputError("fencing_token", "must be an integer")
         lease = conn.execute(select(leases).where(leases.c.id == lease_id)).first()
+        return self._check_lease(runner, lease, lease_id, fencing)
+
+    def _check_lease(self, runner: Principal, lease: Any, lease_id: str, fencing: int) -> Any:
+        """The lease row, if it is this runner's, live and fenced by ``fencing``."""
         if lease is None:
             raise NotFound("lease", lease_id)
         if lease.runner_id != runner.id:
@@ -530,23 +564,35 @@ class RunnerService:
             raise InputError("reports", "must be a non-empty list of reports")
         if len(items) > MAX_REPORTS:
             raise InputError("reports", f"at most {MAX_REPORTS} reports per request")
+        # Optimistic: record every report in one transaction. When one is refused, roll
+        # the whole transaction back and record the batch again without it (its answer
+        # kept); a refused report thus changes nothing, and the others are recorded as if
+        # it had not been sent. Refusals are rare, so the usual batch costs one pass.
+        refused: dict[int, PlacetError] = {}
+        while True:
+            try:
+                return self._record_batch(runner, items, refused)
+            except _Refused as again:
+                refused[again.index] = again.error
+
+    def _record_batch(
+        self, runner: Principal, items: list[Any], refused: Mapping[int, PlacetError]
+    ) -> list[dict[str, Any]]:
+        """One pass of ``report_many``: raises _Refused (rolling back) at a new refusal."""
         answers: list[dict[str, Any]] = []
         with self.ctx.write() as conn:
-            for item in items:
-                leaf = conn.info.get(NEXT_LEAF)
+            for index, item in enumerate(items):
+                if index in refused:
+                    answers.append({"error": refused[index]})
+                    continue
                 try:
-                    with conn.begin_nested():
-                        lease_id, fencing, envelope, stage, sequence = report_fields(item)
-                        answers.append(
-                            self._record(conn, runner, lease_id, fencing, envelope, stage, sequence)
-                        )
+                    lease_id, fencing, envelope, stage, sequence = report_fields(item)
+                    answer = self._record(
+                        conn, runner, lease_id, fencing, envelope, stage, sequence
+                    )
                 except PlacetError as exc:
-                    # Rolled back to the savepoint: so is the ledger's next leaf index.
-                    if leaf is None:
-                        conn.info.pop(NEXT_LEAF, None)
-                    else:
-                        conn.info[NEXT_LEAF] = leaf
-                    answers.append({"error": exc})
+                    raise _Refused(index, exc) from None
+                answers.append(answer)
         return answers
 
     def _record(
@@ -561,10 +607,13 @@ class RunnerService:
     ) -> dict[str, Any]:
         """Check and record one report in the caller's write transaction (see ``report``)."""
         number = _sequence(sequence, stage)
-        again = self._recorded(conn, runner, lease_id, fencing, number, envelope, stage)
-        if again is not None:
-            return again
-        lease = self._active_lease(conn, runner, lease_id, fencing)
+        if isinstance(fencing, bool) or not isinstance(fencing, int):
+            raise InputError("fencing_token", "must be an integer")
+        # The lease and, if this report was recorded before, its answer: one read.
+        lease = conn.execute(_LEASE_AND_REPORT, {"b_lease": lease_id, "b_sequence": number}).first()
+        if lease is not None and lease.r_stage is not None:
+            return self._recorded(runner, lease, fencing, number, envelope, stage)
+        lease = self._check_lease(runner, lease, lease_id, fencing)
         stored_row, machine = self.proposals.load(conn, lease.proposal_id)
         predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
         if stage is Stage.EXECUTION:
@@ -600,39 +649,28 @@ class RunnerService:
 
     def _recorded(
         self,
-        conn: Connection,
         runner: Principal,
-        lease_id: str,
-        fencing: Any,
+        lease: Any,
+        fencing: int,
         sequence: int,
         envelope: Any,
         stage: Stage,
-    ) -> dict[str, Any] | None:
-        """The answer already given to this report (lease, sequence), or None if it is new.
+    ) -> dict[str, Any]:
+        """The answer already given to this report (lease, sequence).
 
         The lease's runner and fencing token are checked as for a new report; the same
         sequence with another statement or stage is a Conflict (409).
         """
-        row = conn.execute(
-            select(lease_reports).where(
-                lease_reports.c.lease_id == lease_id, lease_reports.c.sequence == sequence
-            )
-        ).first()
-        if row is None:
-            return None
-        if isinstance(fencing, bool) or not isinstance(fencing, int):
-            raise InputError("fencing_token", "must be an integer")
-        lease = conn.execute(select(leases).where(leases.c.id == lease_id)).one()
         if lease.runner_id != runner.id:
             raise Forbidden(runner.name, "use this lease", "it belongs to another runner")
         if lease.fencing_token != fencing:
             raise Conflict("stale fencing token: this lease was superseded")
-        if row.stage != stage.value or row.envelope_sha256 != _envelope_sha256(envelope):
+        if lease.r_stage != stage.value or lease.r_sha256 != _envelope_sha256(envelope):
             raise Conflict(
-                f"report {sequence} of lease {lease_id} was already recorded"
-                f" (a {row.stage} statement); this is another statement"
+                f"report {sequence} of lease {lease.id} was already recorded"
+                f" (a {lease.r_stage} statement); this is another statement"
             )
-        return {"state": row.state or None}
+        return {"state": lease.r_state or None}
 
     def _file_rollback(self, conn: Connection, proposal_id: str, machine: ProposalMachine) -> None:
         """After a failed verification, file the declared rollback (if any) as a new proposal
