@@ -35,11 +35,11 @@ from tests.conftest import (
     Tokens,
     add_principals,
     cli,
-    free_port,
     seed_graph,
     stop_server,
 )
-from tests.e2e.test_runner_races import clean_env, tail, within
+from tests.e2e.test_runner_races import Watching, clean_env, tail, within
+from tests.e2e.test_runner_races import serve as races_serve
 from tests.runners.helpers import Fifo, alive, wait_gone
 
 LEASE_SECONDS = 3
@@ -73,7 +73,7 @@ def plugin_path(base: Path) -> str:
 
 
 @dataclass
-class Site:
+class Site(Watching):
     """The server, the data dir's control plane (to enrol runners), clients and the plugins."""
 
     server: Server
@@ -123,20 +123,6 @@ class Site:
         created: dict[str, Any] = response.json()
         assert created["decision"]["outcome"] == "allow", created
         return str(created["id"])
-
-    def state(self, proposal_id: str) -> dict[str, Any]:
-        response = self.human.get(f"/v1/proposals/{proposal_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def final(self, proposal_id: str, timeout: float = 40) -> dict[str, Any]:
-        """The proposal once it is in a terminal state (bounded poll)."""
-        for _ in within(timeout):
-            body = self.state(proposal_id)
-            if body["state"] in TERMINAL:
-                return body
-        raise AssertionError("unreachable")
 
     def ledger(self, proposal_id: str) -> list[tuple[str, dict[str, Any]]]:
         """Stage and predicate of each statement in the proposal's evidence, in order."""
@@ -189,30 +175,7 @@ class Runner:
 
 def serve(data_dir: Path, pythonpath: str) -> Server:
     """``placet serve --lease-seconds 3`` with the plugins installed, once it is healthy."""
-    port = free_port()
-    env = {**clean_env(), "PYTHONPATH": pythonpath, "PLACET_CHECKPOINT_SECONDS": "0.2"}
-    log_path = data_dir.parent / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                *(PYTHON, "-m", "placet", "serve", "--data-dir", str(data_dir)),
-                *("--port", str(port), "--lease-seconds", str(LEASE_SECONDS)),
-                *("--log-level", "warning"),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client() as client:
-        for _ in within(60):
-            assert process.poll() is None, f"placet serve exited: {tail(log_path)}"
-            try:
-                if client.get(url + "/healthz", timeout=1).status_code == 200:
-                    return Server(url, process, data_dir)
-            except httpx.TransportError:
-                pass
-    raise AssertionError("unreachable")
+    return races_serve(data_dir, {"PYTHONPATH": pythonpath})
 
 
 @pytest.fixture(scope="module")

@@ -63,10 +63,11 @@ def within(seconds: float) -> Iterator[int]:
     raise AssertionError(f"gave up after {seconds} s")
 
 
-def serve(data_dir: Path) -> Server:
-    """``placet serve --lease-seconds LEASE_SECONDS`` on ``data_dir``, once it is healthy."""
+def serve(data_dir: Path, env: dict[str, str] | None = None) -> Server:
+    """``placet serve --lease-seconds LEASE_SECONDS`` on ``data_dir`` (with ``env`` added to
+    a clean environment), once it is healthy."""
     port = free_port()
-    env = {**clean_env(), "PLACET_CHECKPOINT_SECONDS": "0.2"}  # reap lost leases promptly
+    env = {**clean_env(), "PLACET_CHECKPOINT_SECONDS": "0.2", **(env or {})}  # reap promptly
     with (data_dir.parent / "serve.log").open("wb") as log:
         process = subprocess.Popen(
             [
@@ -92,8 +93,28 @@ def serve(data_dir: Path) -> Server:
     raise AssertionError("unreachable")
 
 
+class Watching:
+    """A proposal's state read through a human's client (``human``), and its final one."""
+
+    human: httpx.Client
+
+    def state(self, proposal_id: str) -> dict[str, Any]:
+        response = self.human.get(f"/v1/proposals/{proposal_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def final(self, proposal_id: str, timeout: float = 40) -> dict[str, Any]:
+        """The proposal once it is in a terminal state (bounded poll)."""
+        for _ in within(timeout):
+            body = self.state(proposal_id)
+            if body["state"] in TERMINAL:
+                return body
+        raise AssertionError("unreachable")
+
+
 @dataclass
-class Pool:
+class Pool(Watching):
     """The server, the people's clients and the 8 runner processes racing for its work."""
 
     server: Server
@@ -116,20 +137,6 @@ class Pool:
         assert response.status_code == 201, response.text
         created: dict[str, Any] = response.json()
         return str(created["id"])
-
-    def state(self, proposal_id: str) -> dict[str, Any]:
-        response = self.human.get(f"/v1/proposals/{proposal_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def final(self, proposal_id: str, timeout: float = 40) -> dict[str, Any]:
-        """The proposal once it is in a terminal state (bounded poll)."""
-        for _ in within(timeout):
-            body = self.state(proposal_id)
-            if body["state"] in TERMINAL:
-                return body
-        raise AssertionError("unreachable")
 
     def stages(self, proposal_id: str) -> list[dict[str, Any]]:
         """Stage and predicate of each statement in the proposal's evidence bundle, in order."""

@@ -23,7 +23,8 @@ from placet.domain.signing import SigningKey
 from placet.runners.capsule import capsule_digest
 from placet.runners.delivery import REFUSAL
 from placet.runners.outbox import DELIVERED, REFUSED
-from placet.runners.process import Lease, Runner
+from placet.runners.process import Runner
+from placet.runners.protocol import Lease
 from tests.conftest import SERVER_ENV
 
 from .test_process import Served, ledger, make_runner, propose, serve, shell, state_of, verified

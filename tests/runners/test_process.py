@@ -27,7 +27,8 @@ from placet.domain.errors import InputError
 from placet.domain.signing import PublicKey, SigningKey, open_envelope
 from placet.evidence.statements import envelope_payload, parse_statement
 from placet.evidence.verify import VerificationReport, verify_bundle
-from placet.runners.process import Runner, RunnerError
+from placet.runners.process import Runner
+from placet.runners.protocol import RunnerError
 from placet.runners.times import utc_now
 from placet.service.clock import parse_rfc3339
 from placet.service.config import load_settings

@@ -20,7 +20,8 @@ from sqlalchemy import update
 
 from placet.domain.signing import SigningKey
 from placet.runners.capsule import capsule_digest
-from placet.runners.process import Lease, Runner, RunnerError
+from placet.runners.process import Runner
+from placet.runners.protocol import Lease, RunnerError
 from placet.store.tables import principals
 from tests.conftest import SERVER_ENV
 

@@ -17,6 +17,21 @@ from placet.cli.common import DataDir, Json, console, print_json, setup_logging
 from placet.domain.errors import InputError
 
 DEFAULT_KEY_FILE = Path(".placet-runner/runner.key")
+# The admin commands' way to a control plane: a server and an admin's token, else the
+# local data dir.
+AdminServer = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="PLACET_SERVER",
+        show_envvar=True,
+        help="A placet server; without it the local data dir is used.",
+    ),
+]
+AdminToken = Annotated[
+    str | None,
+    typer.Option("--token", envvar="PLACET_TOKEN", show_envvar=True, help="An admin's API token."),
+]
 runner_app = typer.Typer(
     help="Run a runner (with --server), or make (init) and register its identity.",
     invoke_without_command=True,
@@ -201,21 +216,8 @@ def register_runner(
     labels: Annotated[
         str, typer.Option(help="Labels, e.g. env=prod,region=eu (a key may repeat).")
     ] = "",
-    server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            envvar="PLACET_SERVER",
-            show_envvar=True,
-            help="A placet server; without it the local data dir is used.",
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", envvar="PLACET_TOKEN", show_envvar=True, help="An admin's API token."
-        ),
-    ] = None,
+    server: AdminServer = None,
+    token: AdminToken = None,
     data_dir: DataDir = None,
     json: Json = False,
 ) -> None:
@@ -257,21 +259,8 @@ def set_runner_labels(
             "--labels", help="The new labels, replacing the old, e.g. env=prod,region=eu."
         ),
     ],
-    server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            envvar="PLACET_SERVER",
-            show_envvar=True,
-            help="A placet server; without it the local data dir is used.",
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token", envvar="PLACET_TOKEN", show_envvar=True, help="An admin's API token."
-        ),
-    ] = None,
+    server: AdminServer = None,
+    token: AdminToken = None,
     data_dir: DataDir = None,
     json: Json = False,
 ) -> None:

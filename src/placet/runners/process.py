@@ -15,16 +15,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 
-from placet.domain.errors import InputError, PlacetError
-from placet.domain.signing import PublicKey, SignatureError
+from placet.domain.errors import InputError
+from placet.domain.signing import PublicKey
 from placet.runners.actions import (
     BUILT_IN_NAMES,
     ActionContext,
@@ -58,6 +57,22 @@ from placet.runners.delivery import (
 from placet.runners.keys import load_or_create_key
 from placet.runners.nonces import NonceStore, NonceStoreError
 from placet.runners.outbox import DELIVERED, REFUSED, Outbox, OutboxError, QueuedReport
+from placet.runners.protocol import (
+    FATAL_STATUSES,
+    LOST_STATUSES,
+    RETRY_STATUSES,
+    Lease,
+    Registration,
+    RunnerError,
+    Sent,
+    ServerProblem,
+    json_object,
+    parse_lease,
+    parse_registration,
+    problem_of,
+    safe_url,
+    subject_id,
+)
 from placet.runners.redact import Redactor, redactor
 from placet.runners.statements import (
     Assignment,
@@ -75,177 +90,6 @@ SUPPORTED_KINDS = BUILT_IN_NAMES  # plus the kinds of installed placet.actions p
 DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_LEASE_WAIT = 5.0  # seconds a lease request may wait on the server for work
 MAX_SLOTS = 32  # actions one runner process runs at a time (the server's lease batch limit)
-_RETRY_STATUSES = frozenset({429, 502, 503, 504})
-_LOST_STATUSES = frozenset({404, 409})
-_FATAL_STATUSES = frozenset({401, 403})
-
-
-class RunnerError(PlacetError):
-    """A step of the runner failed; ``fatal`` errors (bad token, key mismatch) end the loop."""
-
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
-
-
-class ServerProblem(RunnerError):
-    """The control plane answered with an error (RFC 9457 problem+json); says its detail."""
-
-    def __init__(self, status: int, title: str, detail: str, action: str) -> None:
-        self.summary = f"the server said {status}: {detail or title or 'no detail'}"
-        super().__init__(f"{action}: {self.summary}", fatal=status in _FATAL_STATUSES)
-        self.status = status
-        self.title = title
-        self.detail = detail
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """Who the control plane says this runner is, and the control-plane keys it pinned."""
-
-    runner: Mapping[str, str]
-    keyid: str
-    control_plane_keys: tuple[PublicKey, ...]
-
-    @property
-    def runner_id(self) -> str:
-        return self.runner["id"]
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A granted lease: the capsule to run and how often to say we are still on it."""
-
-    lease_id: str
-    fencing_token: int
-    expires_at: datetime
-    heartbeat_seconds: float
-    capsule: Any
-
-
-@dataclass(frozen=True, slots=True)
-class _Sent:
-    """What one attempt to deliver a report came to: settled (answered) or to be retried."""
-
-    settled: bool
-    state: str | None
-    problem: str
-    lost: bool = False
-
-
-def _subject_id(statement: Mapping[str, Any]) -> str:
-    """The proposal id a runner statement is about (``proposal/<id>`` subject), or ""."""
-    subject = statement.get("subject")
-    if isinstance(subject, list) and subject and isinstance(subject[0], dict):
-        return str(subject[0].get("name", "")).removeprefix("proposal/")
-    return ""
-
-
-def problem_of(response: httpx.Response, action: str) -> ServerProblem:
-    """A ServerProblem from an error response, preferring its problem+json ``detail``."""
-    title, detail = "", ""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        title = str(body.get("title") or "")
-        detail = str(body.get("detail") or "")
-    elif response.text:
-        detail = response.text.strip()[:200]
-    return ServerProblem(response.status_code, title, detail, action)
-
-
-def _safe_url(server: str) -> str:
-    """The server URL without any user:password part, for log lines."""
-    parts = urlsplit(server)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _json_object(response: httpx.Response, action: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        raise RunnerError(f"{action}: the server's answer is not JSON") from None
-    if not isinstance(body, dict):
-        raise RunnerError(f"{action}: the server's answer is not a JSON object")
-    return body
-
-
-def parse_registration(
-    body: Mapping[str, Any], own: PublicKey, pinned: PublicKey | None
-) -> Registration:
-    """Check the register answer: it names a runner, our key, and the control-plane keys.
-
-    With ``pinned`` (the user's ``--server-key``), that key must be among them and is the only
-    one trusted; otherwise every control-plane key the server lists is pinned for this run.
-    """
-    runner = body.get("runner")
-    if not isinstance(runner, dict) or not all(
-        isinstance(runner.get(k), str) and runner.get(k) for k in ("id", "name", "kind")
-    ):
-        raise RunnerError("register: the answer has no runner reference")
-    if runner["kind"] != "runner":
-        raise RunnerError(
-            f"register: the token belongs to a {runner['kind']}, not a runner", fatal=True
-        )
-    if body.get("keyid") != own.keyid:
-        raise RunnerError(
-            f"register: the server recorded key {body.get('keyid')}, not this runner's key"
-            f" {own.keyid}",
-            fatal=True,
-        )
-    keys = body.get("keys")
-    if not isinstance(keys, list):
-        raise RunnerError("register: the answer has no keys list")
-    control: list[PublicKey] = []
-    for i, item in enumerate(keys):
-        if not isinstance(item, dict) or item.get("role") != "control-plane":
-            continue
-        if item.get("algorithm") != "ed25519":
-            raise RunnerError(f"register: keys[{i}] is not an ed25519 key")
-        try:
-            key = PublicKey.from_b64(str(item.get("public_key")))
-        except SignatureError as exc:
-            raise RunnerError(f"register: keys[{i}]: {exc}") from None
-        if item.get("keyid") != key.keyid:
-            raise RunnerError(f"register: keys[{i}] keyid does not match its public key")
-        control.append(key)
-    if not control:
-        raise RunnerError("register: the server listed no control-plane key", fatal=True)
-    if pinned is not None:
-        if pinned.keyid not in {key.keyid for key in control}:
-            raise RunnerError(
-                f"register: the server's control-plane keys do not include the pinned key"
-                f" {pinned.keyid}",
-                fatal=True,
-            )
-        control = [pinned]
-    ref = {k: str(v) for k, v in runner.items() if k in ("id", "name", "kind", "owner")}
-    return Registration(runner=ref, keyid=own.keyid, control_plane_keys=tuple(control))
-
-
-def parse_lease(body: Mapping[str, Any]) -> Lease:
-    """Check a lease answer's fields; raise RunnerError naming the first bad one."""
-    lease_id = body.get("lease_id")
-    if not isinstance(lease_id, str) or not lease_id:
-        raise RunnerError("lease: lease_id is missing")
-    token = body.get("fencing_token")
-    if isinstance(token, bool) or not isinstance(token, int):
-        raise RunnerError("lease: fencing_token is not an integer")
-    try:
-        expires_at = parse_time(body.get("expires_at"), "expires_at")
-    except ValueError as exc:
-        raise RunnerError(f"lease: {exc}") from None
-    beat = body.get("heartbeat_seconds")
-    if isinstance(beat, bool) or not isinstance(beat, int | float) or not beat > 0:
-        raise RunnerError("lease: heartbeat_seconds is not a positive number")
-    if "capsule" not in body:
-        raise RunnerError("lease: the answer carries no capsule")
-    return Lease(lease_id, token, expires_at, float(beat), body["capsule"])
 
 
 def _settled(running: set[Future[None]]) -> set[Future[None]]:
@@ -331,7 +175,7 @@ class Runner:
         self._active: set[str] = set()
         self._active_lock = threading.Lock()
         # Reports from concurrent slots share requests (see runners/coalesce.py).
-        self._sender: Coalescer[QueuedReport, _Sent] = Coalescer(self._send_reports, MAX_BATCH)
+        self._sender: Coalescer[QueuedReport, Sent] = Coalescer(self._send_reports, MAX_BATCH)
         self.server = server.rstrip("/")
         self.kinds = tuple(dict.fromkeys(kinds))
         self.workdir = workdir.resolve()
@@ -399,9 +243,9 @@ class Runner:
             try:
                 response = self._client.post(path, json=body)
             except httpx.TransportError as exc:
-                last = f"cannot reach {_safe_url(self.server)} ({type(exc).__name__})"
+                last = f"cannot reach {safe_url(self.server)} ({type(exc).__name__})"
                 continue
-            if response.status_code in _RETRY_STATUSES:
+            if response.status_code in RETRY_STATUSES:
                 last = problem_of(response, action).summary
                 continue
             return response
@@ -424,7 +268,7 @@ class Runner:
         )
         if response.status_code not in (200, 201):
             raise problem_of(response, "register")
-        body = _json_object(response, "register")
+        body = json_object(response, "register")
         registration = parse_registration(body, self.key.public, self.server_key)
         if self.server_key is None:
             first = registration.control_plane_keys[0]
@@ -456,7 +300,7 @@ class Runner:
         self.registration = registration
         log.info(
             "registered with %s as runner %s (%s); control-plane key %s",
-            _safe_url(self.server),
+            safe_url(self.server),
             registration.runner.get("name"),
             registration.runner_id,
             ", ".join(k.keyid[:16] for k in registration.control_plane_keys),
@@ -485,7 +329,7 @@ class Runner:
             return []
         if response.status_code not in (200, 201):
             raise problem_of(response, "lease")
-        answer = _json_object(response, "lease")
+        answer = json_object(response, "lease")
         # A control plane without batches ignores ``max`` and answers one lease.
         offers = answer.get("leases") if "lease_id" not in answer else [answer]
         if not isinstance(offers, list) or not 0 < len(offers) <= most:
@@ -629,18 +473,36 @@ class Runner:
             self._report_misdirected(lease, terms, refused)
             return
         log.error("lease %s: %s", lease.lease_id, refused)
+        statement = self._refusal(
+            lease, claim.proposal_id, claim.proposal_digest, lease.lease_id,
+            lease.fencing_token, claim.kind, refused,
+        )  # fmt: skip
+        self._report(lease, [("execution", statement)], threading.Event())
+
+    def _refusal(
+        self,
+        lease: Lease,
+        proposal_id: str,
+        proposal_digest: str,
+        lease_id: str,
+        fencing_token: int,
+        kind: str,
+        refused: CapsuleRefused,
+    ) -> dict[str, Any]:
+        """The execution statement of a refused capsule (nothing ran), about ``lease_id``."""
+        registration = self.registration
+        assert registration is not None
         assignment = Assignment(
-            proposal_id=claim.proposal_id,
-            proposal_digest=claim.proposal_digest,
+            proposal_id=proposal_id,
+            proposal_digest=proposal_digest,
             runner=registration.runner,
-            lease_id=lease.lease_id,
-            fencing_token=lease.fencing_token,
+            lease_id=lease_id,
+            fencing_token=fencing_token,
             capsule_digest=capsule_digest(lease.capsule),
         )
-        statement = unstarted_execution_statement(
-            assignment, kind=claim.kind, argv=[], error=str(refused), at=self.clock()
+        return unstarted_execution_statement(
+            assignment, kind=kind, argv=[], error=str(refused), at=self.clock()
         )
-        self._report(lease, [("execution", statement)], threading.Event())
 
     def _report_misdirected(
         self, lease: Lease, terms: SignedTerms, refused: CapsuleRefused
@@ -648,20 +510,11 @@ class Runner:
         """Report a genuine capsule of another runner's lease (it leaked): this runner signs
         its refusal (nothing ran) about that lease, queues it, and sends it to the refusals
         endpoint; the control plane then fails the lease and records the refusal."""
-        registration = self.registration
-        assert registration is not None
         log.error("lease %s: %s; reporting it as misdirected", terms.lease_id, refused)
-        assignment = Assignment(
-            proposal_id=terms.proposal_id,
-            proposal_digest=terms.proposal_digest,
-            runner=registration.runner,
-            lease_id=terms.lease_id,
-            fencing_token=terms.fencing_token,
-            capsule_digest=capsule_digest(lease.capsule),
-        )
-        statement = unstarted_execution_statement(
-            assignment, kind=terms.kind, argv=[], error=str(refused), at=self.clock()
-        )
+        statement = self._refusal(
+            lease, terms.proposal_id, terms.proposal_digest, terms.lease_id,
+            terms.fencing_token, terms.kind, refused,
+        )  # fmt: skip
         envelope = self.key.sign_statement(statement)
         try:
             (queued,) = self.outbox.add_many(
@@ -702,11 +555,11 @@ class Runner:
             REFUSALS_PATH, {"envelope": dict(report.envelope)}, action, interruptible=True
         )
         status = response.status_code
-        if status in _FATAL_STATUSES or status >= 500:
+        if status in FATAL_STATUSES or status >= 500:
             raise problem_of(response, action)
         if status in (200, 201):
             try:
-                state = str(_json_object(response, action).get("state"))
+                state = str(json_object(response, action).get("state"))
             except RunnerError:
                 state = "recorded"
             self._settle([(report, DELIVERED, state)])
@@ -832,7 +685,7 @@ class Runner:
         """
         signed = [(stage, self.key.sign_statement(statement)) for stage, statement in statements]
         stages = " and ".join(stage for stage, _ in statements)
-        proposal_id = _subject_id(statements[0][1])
+        proposal_id = subject_id(statements[0][1])
         try:
             queued = self.outbox.add_many(
                 lease.lease_id,
@@ -905,15 +758,15 @@ class Runner:
                 return False
             self._stop.wait(min(0.1, left))
 
-    def _send_reports(self, reports: Sequence[QueuedReport]) -> list[_Sent]:
+    def _send_reports(self, reports: Sequence[QueuedReport]) -> list[Sent]:
         """One attempt to deliver queued reports, in as few requests as their size allows
         (see ``delivery.batches``); one answer per report, in order."""
-        sent: list[_Sent] = []
+        sent: list[Sent] = []
         for batch in batches(reports):
             sent += self._send_batch(batch)
         return sent
 
-    def _send_batch(self, reports: Sequence[QueuedReport]) -> list[_Sent]:
+    def _send_batch(self, reports: Sequence[QueuedReport]) -> list[Sent]:
         """One attempt to deliver queued reports in one request; each answered one is settled
         in the outbox.
 
@@ -925,39 +778,39 @@ class Runner:
         try:
             response = self._client.post(REPORTS_PATH, json=batch_body(reports))
         except httpx.TransportError as exc:
-            where = _safe_url(self.server)
+            where = safe_url(self.server)
             problem = f"cannot reach {where} ({type(exc).__name__})"
-            return [_Sent(False, None, problem) for _ in reports]
+            return [Sent(False, None, problem) for _ in reports]
         status = response.status_code
-        if status in _RETRY_STATUSES or status >= 500:
+        if status in RETRY_STATUSES or status >= 500:
             problem = problem_of(response, action).summary
-            return [_Sent(False, None, problem) for _ in reports]
+            return [Sent(False, None, problem) for _ in reports]
         if status not in (200, 201):
             raise problem_of(response, action)  # the request itself is refused (token, body)
         try:
             answers = read_answers(response.json(), len(reports))
         except ValueError as exc:
-            return [_Sent(False, None, f"{action}: {exc}") for _ in reports]
+            return [Sent(False, None, f"{action}: {exc}") for _ in reports]
         settle: list[tuple[QueuedReport, str, str]] = []
-        sent: list[_Sent] = []
+        sent: list[Sent] = []
         fatal: ServerProblem | None = None
         for report, answer in zip(reports, answers, strict=True):
             if answer.recorded:
                 settle.append((report, DELIVERED, str(answer.state)))
-                sent.append(_Sent(True, answer.state, ""))
+                sent.append(Sent(True, answer.state, ""))
                 log.info(
                     "lease %s: %s recorded; proposal is %s",
                     report.lease_id,
                     report.stage,
                     answer.state,
                 )
-            elif answer.status in _FATAL_STATUSES:
+            elif answer.status in FATAL_STATUSES:
                 # A refused identity: keep the report for a fixed runner.
                 fatal = fatal or ServerProblem(answer.status, "", answer.problem, action)
-                sent.append(_Sent(False, None, answer.problem))
+                sent.append(Sent(False, None, answer.problem))
             else:
                 settle.append((report, REFUSED, answer.problem))
-                sent.append(_Sent(True, None, answer.problem, answer.status in _LOST_STATUSES))
+                sent.append(Sent(True, None, answer.problem, answer.status in LOST_STATUSES))
                 log.error(
                     "lease %s: %s report refused: %s; dropped (kept as refused in %s)",
                     report.lease_id,
@@ -1039,7 +892,7 @@ class Runner:
             except httpx.TransportError as exc:
                 log.warning("lease %s: heartbeat failed (%s)", lease.lease_id, type(exc).__name__)
             else:
-                if response.status_code in _LOST_STATUSES:
+                if response.status_code in LOST_STATUSES:
                     log.warning(
                         "lease %s lost: %s", lease.lease_id, problem_of(response, "heartbeat")
                     )
@@ -1047,7 +900,7 @@ class Runner:
                     return
                 if response.status_code in (200, 201):
                     try:
-                        body = _json_object(response, "heartbeat")
+                        body = json_object(response, "heartbeat")
                         expires_at = parse_time(body.get("expires_at"), "expires_at")
                         self._renewed[lease.lease_id] = expires_at
                     except (RunnerError, ValueError) as exc:

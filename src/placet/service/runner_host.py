@@ -8,7 +8,8 @@ from pathlib import Path
 
 from placet.domain.signing import PublicKey
 from placet.runners.keys import load_public_key
-from placet.runners.process import Runner, RunnerError
+from placet.runners.process import Runner
+from placet.runners.protocol import RunnerError
 
 __all__ = ["RunnerError", "load_public_key", "run_runner"]
 
