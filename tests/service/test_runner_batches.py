@@ -23,7 +23,7 @@ from placet.runners import shell
 from placet.runners.capsule import capsule_digest
 from placet.runners.statements import Assignment, execution_statement, verification_statement
 from placet.service.control_plane import ControlPlane
-from placet.service.runners import MAX_LEASES, MAX_REPORTS, lease_count
+from placet.service.runner_checks import MAX_LEASES, MAX_REPORTS, lease_count
 from placet.store.tables import lease_reports, ledger_entries
 from tests.conftest import Tokens
 from tests.service.test_lifecycle_service import stages

@@ -23,7 +23,7 @@ from placet.api.schemas import (
 )
 from placet.domain.lifecycle import Stage
 from placet.domain.principals import Principal
-from placet.service.runners import LEASE_PROBE_SECONDS, lease_count, lease_wait
+from placet.service.runner_checks import LEASE_PROBE_SECONDS, lease_count, lease_wait
 
 router = APIRouter(prefix="/v1/runners", tags=["runners"])
 Caller = Annotated[Principal, Depends(caller)]

@@ -9,8 +9,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from placet.domain import actions
-from placet.domain.canonical import digest_of
 from placet.domain.errors import Conflict, Forbidden, InputError, NotFound, PlacetError
 from placet.domain.ids import new_id
 from placet.domain.labels import check_labels, matches, selector_for
@@ -29,7 +27,7 @@ from placet.domain.principals import Principal, PrincipalKind
 from placet.domain.signing import PublicKey, SignatureError, open_envelope
 from placet.evidence.bundle import CONTROL_PLANE, BundleKey
 from placet.evidence.errors import MalformedEvidence
-from placet.evidence.statements import Statement, statement_of
+from placet.evidence.statements import statement_of
 from placet.runners.capsule import capsule_digest, issue_capsule
 from placet.runners.times import format_time
 from placet.service.clock import parse_rfc3339, rfc3339
@@ -38,6 +36,22 @@ from placet.service.context import Context
 from placet.service.ledger import LedgerService
 from placet.service.principals import PrincipalService
 from placet.service.proposals import ProposalService
+from placet.service.runner_checks import (
+    KEY_BY_ADMIN,
+    KEY_BY_SELF,
+    LEASE_CANDIDATES,
+    LEASE_PAGES,
+    MAX_REPORTS,
+    envelope_sha256,
+    is_refusal,
+    known_kinds,
+    lease_count,
+    public_key_of,
+    report_fields,
+    report_sequence,
+    require_runner,
+    signed_refusal,
+)
 from placet.store.tables import lease_reports, leases, principals, proposals
 
 ACTIVE = "active"
@@ -46,168 +60,6 @@ MISDIRECTED = "misdirected"
 # The lease_reports number of that refusal (the leased runner's own reports count from 1).
 REFUSAL_SEQUENCE = 0
 REFUSAL_STAGE = "refusal"
-
-
-def _require_runner(principal: Principal, attempt: str) -> None:
-    if principal.kind is not PrincipalKind.RUNNER:
-        raise Forbidden(principal.name, attempt, "only runners lease and report work")
-
-
-def _kinds(value: Any) -> list[str]:
-    """The kinds a runner names that this control plane knows, sorted. A kind only the
-    runner has (a plugin not installed here) is left out: no proposal of it can exist here.
-    InputError when the list is malformed or names no known kind."""
-    if not isinstance(value, list) or not value:
-        raise InputError("kinds", "must be a non-empty list of action kinds")
-    known: list[str] = []
-    for i, kind in enumerate(value):
-        if not isinstance(kind, str):
-            raise InputError(f"kinds[{i}]", "must be a string")
-        try:
-            actions.get(kind)
-        except InputError:
-            continue
-        known.append(kind)
-    if not known:
-        raise InputError(
-            "kinds",
-            f"names no action kind this control plane knows (known: {', '.join(actions.names())})",
-        )
-    return sorted(set(known))
-
-
-# How many authorized proposals one lease request looks at per page, and how many pages,
-# before it reports idle (proposals other runners' labels match are skipped).
-LEASE_CANDIDATES = 50
-LEASE_PAGES = 20
-# The longest a lease request may wait for work (long poll), and how often it probes the
-# database for work made leasable by another process (this process's own wakes it at once).
-MAX_LEASE_WAIT = 30.0
-LEASE_PROBE_SECONDS = 0.5
-# The most capsules one lease request may take, and reports one batch may carry.
-MAX_LEASES = 32
-MAX_REPORTS = 64
-KEY_BY_ADMIN = "admin"
-KEY_BY_SELF = "self"
-
-
-def _public_key(value: Any) -> PublicKey:
-    if not isinstance(value, str):
-        raise InputError("public_key", "must be the base64 of a raw Ed25519 public key")
-    try:
-        return PublicKey.from_b64(value)
-    except SignatureError as exc:
-        raise InputError("public_key", str(exc)) from None
-
-
-def _refusal(predicate: Mapping[str, Any]) -> bool:
-    """A runner's refusal of the capsule it was handed (nothing ran; it can only fail the
-    proposal). Its capsule_digest is what the runner received, which differs when tampered."""
-    error = predicate.get("error")
-    return (
-        predicate.get("ok") is False
-        and isinstance(error, str)
-        and error.startswith("capsule refused:")
-    )
-
-
-def _signed_refusal(envelope: Any, key: PublicKey, runner: Principal) -> Statement:
-    """The statement of a refusal ``runner`` signed with its registered ``key``: an execution
-    statement, ok false, nothing run, naming the runner and the refused capsule's lease."""
-    if not isinstance(envelope, dict):
-        raise InputError("envelope", "must be the runner-signed DSSE envelope of the refusal")
-    signatures = envelope.get("signatures")
-    if not isinstance(signatures, list) or len(signatures) != 1:
-        raise InputError("envelope.signatures", "must hold exactly one signature, this runner's")
-    try:
-        open_envelope(envelope, [key])
-        said = statement_of(envelope)
-    except SignatureError as exc:
-        raise InputError(
-            "envelope", f"is not signed by this runner's registered key {key.keyid[:16]}… ({exc})"
-        ) from None
-    except MalformedEvidence as exc:
-        raise InputError(f"envelope.{exc.field}", exc.problem) from None
-    if said.stage is not Stage.EXECUTION:
-        raise InputError(
-            "envelope.predicateType",
-            f"a refusal is an execution statement, not {said.stage.value}",
-        )
-    predicate = said.predicate
-    if not _refusal(predicate):
-        raise InputError(
-            "envelope.predicate.error",
-            "a refusal has ok false and an error starting with 'capsule refused:'",
-        )
-    if predicate.get("argv") != []:
-        raise InputError("envelope.predicate.argv", "must be empty: a refused capsule runs nothing")
-    ref = predicate.get("runner")
-    if not isinstance(ref, dict) or ref.get("id") != runner.id:
-        raise InputError(
-            "envelope.predicate.runner", f"must name the runner reporting it ({runner.name})"
-        )
-    lease_id = predicate.get("lease_id")
-    if not isinstance(lease_id, str) or not lease_id:
-        raise InputError("envelope.predicate.lease_id", "must name the refused capsule's lease")
-    token = predicate.get("fencing_token")
-    if isinstance(token, bool) or not isinstance(token, int):
-        raise InputError("envelope.predicate.fencing_token", "must be an integer")
-    return said
-
-
-def _sequence(value: Any, stage: Stage) -> int:
-    """A report's number within its lease: a positive integer; by default 1 for execution
-    and 2 for verification (the order a runner reports in)."""
-    if value is None:
-        return 1 if stage is Stage.EXECUTION else 2
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError("sequence", "must be a positive integer (its number in the lease)")
-    return int(value)
-
-
-def _envelope_sha256(envelope: Any) -> str:
-    """SHA-256 of the report's envelope (canonical JSON): the same report resent matches."""
-    try:
-        return digest_of(envelope)
-    except Exception:  # not canonical JSON (rfc8785 refuses it): matches no recorded report
-        return ""
-
-
-def lease_wait(value: Any) -> float:
-    """The seconds a lease request asks to wait for work: 0 (default) to MAX_LEASE_WAIT."""
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise InputError("wait", "must be a number of seconds, 0 or more")
-    return float(min(value, MAX_LEASE_WAIT))
-
-
-def lease_count(value: Any) -> int:
-    """How many capsules one lease request asks for: 1 (default) to MAX_LEASES."""
-    if value is None:
-        return 1
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LEASES:
-        raise InputError("max", f"must be a whole number of capsules from 1 to {MAX_LEASES}")
-    return int(value)
-
-
-def report_fields(item: Any) -> tuple[str, Any, Any, Stage, Any]:
-    """One report of a batch: (lease_id, fencing_token, envelope, stage, sequence)."""
-    if not isinstance(item, dict):
-        raise InputError("reports[]", "must be an object")
-    lease_id = item.get("lease_id")
-    if not isinstance(lease_id, str) or not lease_id:
-        raise InputError("lease_id", "is required: the lease the report belongs to")
-    stage = item.get("stage")
-    if stage not in (Stage.EXECUTION.value, Stage.VERIFICATION.value):
-        raise InputError("stage", "must be execution or verification")
-    return (
-        lease_id,
-        item.get("fencing_token"),
-        item.get("envelope"),
-        Stage(stage),
-        item.get("sequence"),
-    )
 
 
 # A lease with the report of a given sequence, if one was recorded (r_stage NULL if not).
@@ -255,9 +107,9 @@ class RunnerService:
         runner: presenting another one is a Conflict (409). A runner created without a key
         (``principal add --kind runner``) records its own, as before.
         """
-        _require_runner(runner, "register")
-        key = _public_key(public_key)
-        kind_list = _kinds(kinds)
+        require_runner(runner, "register")
+        key = public_key_of(public_key)
+        kind_list = known_kinds(kinds)
         with self.ctx.write() as conn:
             me = conn.execute(select(principals).where(principals.c.id == runner.id)).one()
             if me.key_source == KEY_BY_ADMIN and me.public_key != key.b64:
@@ -376,7 +228,7 @@ class RunnerService:
 
     def any_authorized(self, kinds: Any) -> bool:
         """Whether any proposal of ``kinds`` is authorized: a cheap read between lease tries."""
-        kind_list = _kinds(kinds)
+        kind_list = known_kinds(kinds)
         with self.ctx.read() as conn:
             found = conn.execute(
                 select(proposals.c.id)
@@ -394,8 +246,8 @@ class RunnerService:
         """Lease up to ``most`` of the oldest authorized proposals of ``kinds`` whose selector
         (the proposal's ``runner_selector``, else env=<environment>) the runner's labels match,
         in one transaction: each gets its own lease, fencing token and signed capsule."""
-        _require_runner(runner, "lease")
-        kind_list = _kinds(kinds)
+        require_runner(runner, "lease")
+        kind_list = known_kinds(kinds)
         count = lease_count(most)
         now = self.ctx.clock()
         # Look first without the write lock: a request that finds nothing (a runner polling
@@ -525,7 +377,7 @@ class RunnerService:
 
     def heartbeat(self, runner: Principal, lease_id: str, fencing: Any) -> dict[str, Any]:
         """Extend a live lease; Conflict (409) tells the runner it has lost it."""
-        _require_runner(runner, "heartbeat")
+        require_runner(runner, "heartbeat")
         with self.ctx.write() as conn:
             self._active_lease(conn, runner, lease_id, fencing)
             expires = self.ctx.clock() + timedelta(seconds=self.ctx.settings.lease_seconds)
@@ -549,7 +401,7 @@ class RunnerService:
         verification). The same report sent again (a retry after a lost answer, or from the
         runner's outbox after an outage) answers what the first one did and changes nothing.
         """
-        _require_runner(runner, "report")
+        require_runner(runner, "report")
         with self.ctx.write() as conn:
             return self._record(conn, runner, lease_id, fencing, envelope, stage, sequence)
 
@@ -559,7 +411,7 @@ class RunnerService:
         Each report stands alone: its answer is ``{"state"}``, or ``{"error"}`` with the
         problem (a refused report changes nothing; the others are still recorded).
         """
-        _require_runner(runner, "report")
+        require_runner(runner, "report")
         if not isinstance(items, list) or not items:
             raise InputError("reports", "must be a non-empty list of reports")
         if len(items) > MAX_REPORTS:
@@ -606,7 +458,7 @@ class RunnerService:
         sequence: Any,
     ) -> dict[str, Any]:
         """Check and record one report in the caller's write transaction (see ``report``)."""
-        number = _sequence(sequence, stage)
+        number = report_sequence(sequence, stage)
         if isinstance(fencing, bool) or not isinstance(fencing, int):
             raise InputError("fencing_token", "must be an integer")
         # The lease and, if this report was recorded before, its answer: one read.
@@ -617,7 +469,9 @@ class RunnerService:
         stored_row, machine = self.proposals.load(conn, lease.proposal_id)
         predicate = self._check_statement(lease, machine.snapshot.digest, envelope, stage)
         if stage is Stage.EXECUTION:
-            if predicate.get("capsule_digest") != lease.capsule_digest and not _refusal(predicate):
+            if predicate.get("capsule_digest") != lease.capsule_digest and not is_refusal(
+                predicate
+            ):
                 raise InputError("envelope", "capsule_digest does not match the leased capsule")
             event: Any = ReportExecution(runner, fencing, predicate.get("ok") is True)
         else:
@@ -640,7 +494,7 @@ class RunnerService:
                 lease_id=lease_id,
                 sequence=number,
                 stage=stage.value,
-                envelope_sha256=_envelope_sha256(envelope),
+                envelope_sha256=envelope_sha256(envelope),
                 state=state or "",
                 created_at=rfc3339(self.ctx.clock()),
             )
@@ -665,7 +519,7 @@ class RunnerService:
             raise Forbidden(runner.name, "use this lease", "it belongs to another runner")
         if lease.fencing_token != fencing:
             raise Conflict("stale fencing token: this lease was superseded")
-        if lease.r_stage != stage.value or lease.r_sha256 != _envelope_sha256(envelope):
+        if lease.r_stage != stage.value or lease.r_sha256 != envelope_sha256(envelope):
             raise Conflict(
                 f"report {sequence} of lease {lease.id} was already recorded"
                 f" (a {lease.r_stage} statement); this is another statement"
@@ -720,7 +574,7 @@ class RunnerService:
         refusal resent answers the same and records nothing; one about a finished lease is a
         Conflict (409).
         """
-        _require_runner(runner, "report a refusal")
+        require_runner(runner, "report a refusal")
         with self.ctx.write() as conn:
             me = conn.execute(
                 select(principals.c.public_key).where(principals.c.id == runner.id)
@@ -728,7 +582,7 @@ class RunnerService:
             if not me.public_key:
                 raise Conflict("register the runner's public key first (POST /v1/runners/register)")
             key = PublicKey.from_b64(me.public_key)
-            said = _signed_refusal(envelope, key, runner)
+            said = signed_refusal(envelope, key, runner)
             predicate = said.predicate
             lease_id = str(predicate["lease_id"])
             lease = conn.execute(select(leases).where(leases.c.id == lease_id)).first()
@@ -765,7 +619,7 @@ class RunnerService:
                 )
             ).first()
             if again is not None:
-                if again.envelope_sha256 != _envelope_sha256(envelope):
+                if again.envelope_sha256 != envelope_sha256(envelope):
                     raise Conflict(
                         f"lease {lease_id} was already ended by another refusal; this one is"
                         " not recorded"
@@ -824,7 +678,7 @@ class RunnerService:
                     lease_id=lease_id,
                     sequence=REFUSAL_SEQUENCE,
                     stage=REFUSAL_STAGE,
-                    envelope_sha256=_envelope_sha256(envelope),
+                    envelope_sha256=envelope_sha256(envelope),
                     state=State.FAILED.value,
                     created_at=rfc3339(self.ctx.clock()),
                 )
