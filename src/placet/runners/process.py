@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -54,6 +52,7 @@ from placet.runners.delivery import (
     describe,
     read_answers,
 )
+from placet.runners.heartbeat import Heartbeats
 from placet.runners.keys import load_or_create_key
 from placet.runners.nonces import NonceStore, NonceStoreError
 from placet.runners.outbox import DELIVERED, REFUSED, Outbox, OutboxError, QueuedReport
@@ -81,7 +80,7 @@ from placet.runners.statements import (
     unstarted_execution_statement,
     verification_statement,
 )
-from placet.runners.times import format_time, parse_time, utc_now
+from placet.runners.times import utc_now
 from placet.runners.trust import load_pinned, record_pinned
 
 log = logging.getLogger("placet.runner")
@@ -200,7 +199,6 @@ class Runner:
         # Reports are queued here before they are sent, and resent until the control plane
         # answers (docs/runners.md, "When the control plane goes away").
         self.outbox = Outbox(self.state_dir)
-        self._renewed: dict[str, datetime] = {}  # lease id -> expiry its last heartbeat got
         self.registration: Registration | None = None
         self._stop = threading.Event()
         self._never = threading.Event()
@@ -209,6 +207,7 @@ class Runner:
         self._beat_client = httpx.Client(
             base_url=self.server, headers=headers, timeout=http_timeout
         )
+        self.heartbeats = Heartbeats(self._beat_client, clock, http_timeout)
 
     # ---- lifecycle of the object ------------------------------------------------------
 
@@ -454,7 +453,7 @@ class Runner:
             fencing_token=lease.fencing_token,
             capsule_digest=capsule.digest,
         )
-        with self._heartbeat(lease) as lost:
+        with self.heartbeats.keep(lease) as lost:
             self._execute(lease, capsule, assignment, lost)
 
     def _refuse(self, lease: Lease, refused: CapsuleRefused) -> None:
@@ -709,7 +708,7 @@ class Runner:
                 )
                 for stage, envelope in signed
             ]
-        until = self._renewed.get(lease.lease_id, lease.expires_at)
+        until = self.heartbeats.renewed(lease.lease_id, lease.expires_at)
         attempt = 0
         state: str | None = None
         while True:
@@ -738,7 +737,7 @@ class Runner:
                 )
             delay = self._backoff(attempt)
             attempt += 1
-            until = self._renewed.get(lease.lease_id, until)
+            until = self.heartbeats.renewed(lease.lease_id, until)
             if self._give_up_after(delay, lost, until):
                 log.warning(
                     "lease %s: %s report stays in the outbox; it is sent when the runner polls",
@@ -854,64 +853,3 @@ class Runner:
                     )
                 settled += 1
         return settled
-
-    @contextmanager
-    def _heartbeat(self, lease: Lease) -> Iterator[threading.Event]:
-        """Heartbeat the lease in the background; the yielded event is set if it is lost."""
-        lost = threading.Event()
-        done = threading.Event()
-        thread = threading.Thread(
-            target=self._beat,
-            args=(lease, lost, done),
-            name=f"heartbeat-{lease.lease_id}",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            yield lost
-        finally:
-            done.set()
-            thread.join()
-            self._renewed.pop(lease.lease_id, None)
-
-    def _left(self, expires_at: datetime) -> float:
-        """Seconds until ``expires_at`` (at least a few milliseconds, to stay a timeout)."""
-        return max(0.05, (expires_at - self.clock()).total_seconds())
-
-    def _beat(self, lease: Lease, lost: threading.Event, done: threading.Event) -> None:
-        path = f"/v1/runners/leases/{quote(lease.lease_id, safe='')}/heartbeat"
-        expires_at = lease.expires_at
-        while not done.wait(min(lease.heartbeat_seconds, self._left(expires_at))):
-            # Never wait on a heartbeat past the lease's expiry: a server that hangs must
-            # not keep the action running after the control plane may have failed it.
-            budget = min(self.http_timeout, self._left(expires_at))
-            try:
-                response = self._beat_client.post(
-                    path, json={"fencing_token": lease.fencing_token}, timeout=budget
-                )
-            except httpx.TransportError as exc:
-                log.warning("lease %s: heartbeat failed (%s)", lease.lease_id, type(exc).__name__)
-            else:
-                if response.status_code in LOST_STATUSES:
-                    log.warning(
-                        "lease %s lost: %s", lease.lease_id, problem_of(response, "heartbeat")
-                    )
-                    lost.set()
-                    return
-                if response.status_code in (200, 201):
-                    try:
-                        body = json_object(response, "heartbeat")
-                        expires_at = parse_time(body.get("expires_at"), "expires_at")
-                        self._renewed[lease.lease_id] = expires_at
-                    except (RunnerError, ValueError) as exc:
-                        log.warning("lease %s: %s", lease.lease_id, exc)
-                else:
-                    log.warning("lease %s: %s", lease.lease_id, problem_of(response, "heartbeat"))
-            if self.clock() >= expires_at:
-                log.warning(
-                    "lease %s expired at %s without a heartbeat; stopping",
-                    lease.lease_id,
-                    format_time(expires_at),
-                )
-                lost.set()
-                return
