@@ -49,7 +49,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from decision import start_py_spy, stop_py_spy  # bench/ is on sys.path when run
+from decision import (  # bench/ is on sys.path when run
+    clean_env,
+    cpu_seconds,
+    free_port,
+    placet,
+    start_py_spy,
+    stop_py_spy,
+)
 
 TARGET_RATE = 200.0  # actions per second, end to end
 BATCH = 4  # --steps: capsules per lease request and actions per report batch (a runner's slots)
@@ -65,43 +72,6 @@ BODY: dict[str, Any] = {
 
 
 # ---- processes -------------------------------------------------------------------------
-
-
-def clean_env() -> dict[str, str]:
-    """This process's environment without PLACET_* variables, so the data dir is ours."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PLACET_")}
-
-
-def placet(*args: str) -> str:
-    """Run ``placet ARGS`` and return its stdout; raise with stderr when it fails."""
-    done = subprocess.run(
-        [sys.executable, "-m", "placet", *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        check=False,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"placet {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """User + system CPU seconds of a process so far (with its waited-for children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def io_counters(pid: int) -> dict[str, int]:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from placet.domain.errors import PlacetError
+from placet.runners.state_db import open_state_db
 from placet.runners.times import format_time
 
 NONCE_FILE = "nonces.sqlite"
@@ -42,12 +43,7 @@ class NonceStore:
         self.path = directory / NONCE_FILE
         self._lock = threading.Lock()
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
-            self._db.commit()
+            self._db = open_state_db(self.path, _SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise NonceStoreError(f"{self.path}: cannot open the nonce store: {exc}") from None
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from placet.domain.errors import PlacetError
+from placet.runners.state_db import open_state_db
 from placet.runners.times import format_time
 
 OUTBOX_FILE = "outbox.sqlite"
@@ -93,12 +94,7 @@ class Outbox:
         self.path = directory / OUTBOX_FILE
         self._lock = threading.Lock()
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
+            self._db = open_state_db(self.path, _SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"{self.path}: cannot open the outbox: {exc}") from None
 
